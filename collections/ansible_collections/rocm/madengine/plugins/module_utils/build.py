@@ -1,0 +1,225 @@
+"""The build phase: selected models -> Dockerfiles -> images (cached by content hash) -> registry."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from . import dockerfiles, images, manifest, prebuilt
+from .context import dockerfile_match_context, secret_env
+from .credentials import load_credentials, registry_auth, registry_image
+from .discovery import discover
+from .errors import BuildError, ConfigError, DiscoveryError, MadengineError
+from .reporting import Reporter
+from .tags import select_models
+
+
+@dataclass
+class BuildOptions:
+    tags: Sequence[str]
+    context: Mapping[str, Any]
+    registry: Optional[str] = None
+    clean_docker_cache: bool = False
+    manifest_output: str = "build_manifest.json"
+    live_output: bool = False
+    default_vendor: str = "AMD"
+    check_only: bool = False
+    batch_manifest: Optional[str] = None
+    use_image: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    registry: str
+    image: str
+
+
+@dataclass
+class BuildOutcome:
+    manifest: Dict[str, Any]
+    models: List[Dict[str, Any]]
+    successes: List[Dict[str, Any]] = field(default_factory=list)
+    failures: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(not record.get("cached") for record in self.successes)
+
+
+def credential_build_args(model: Mapping[str, Any], creds: Mapping[str, Any]) -> Dict[str, str]:
+    name = model.get("cred") or ""
+    if not name:
+        return {}
+    entry = creds.get(name)
+    if not isinstance(entry, dict):
+        raise BuildError(
+            f"model '{model.get('name')}': credential '{name}' not found in credential.json",
+            hint=f"add a '{name}' object to credential.json",
+        )
+    return {f"{name}_{key.upper()}": str(value) for key, value in entry.items()}
+
+
+def _display_build_command(
+    image: str, dockerfile: str, context_dir: str, args: Mapping[str, str], secret_names: Sequence[str], no_cache: bool
+) -> str:
+    argv = (
+        ["docker", "build"] + (["--no-cache"] if no_cache else []) + ["--network=host", "-t", image, "-f", dockerfile]
+    )
+    for key in args:
+        argv += ["--build-arg", f"{key}={'***' if key in secret_names else args[key]}"]
+    return " ".join(shlex.quote(a) for a in argv + [context_dir])
+
+
+def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] = None) -> BuildOutcome:
+    reporter = reporter or Reporter()
+    root = os.path.abspath(root)
+    ctx = options.context
+    if options.registry is not None and not options.registry.strip():
+        raise ConfigError("--registry: empty value", hint="give a registry such as localhost:5000")
+    if options.use_image:
+        return _use_image(root, options)
+    batch = prebuilt.read_batch_manifest(options.batch_manifest) if options.batch_manifest else []
+    if options.batch_manifest and list(options.tags):
+        raise ConfigError("--batch-manifest and --tags cannot be used together")
+    tags = [e.model_name for e in batch if e.build_new] if options.batch_manifest else list(options.tags)
+    if not tags and not batch:
+        raise DiscoveryError("no models selected", hint="pass --tags (e.g. --tags all)")
+    targets = {e.model_name: PushTarget(e.registry, e.registry_image) for e in batch if e.build_new}
+    models = select_models(tags, discover(root)) if tags else []
+    match = dockerfile_match_context(ctx, root, options.default_vendor)
+    creds = load_credentials(root)
+    outcome = BuildOutcome(manifest.new_manifest(ctx, match["gpu_vendor"]), models)
+    started = time.monotonic()
+    for model in models:
+        try:
+            selected = dockerfiles.select_dockerfiles(root, model, match)
+        except BuildError as exc:
+            outcome.failures.append({"model": model["name"], "error": exc.one_line()})
+            reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
+            continue
+        target = targets.get(model["name"])
+        for dockerfile in selected:
+            try:
+                record = _build_one(root, model, dockerfile, options, creds, reporter, target)
+            except MadengineError as exc:
+                outcome.failures.append({"model": model["name"], "dockerfile": dockerfile, "error": exc.one_line()})
+                if "push of" in exc.msg:
+                    outcome.manifest["summary"]["failed_pushes"].append(
+                        {"model": model["name"], "error": exc.one_line()}
+                    )
+                reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
+                continue
+            image = record["docker_image"]
+            built_model = dict(model)
+            if record.get("registry_image"):
+                env_vars = dict(built_model.get("env_vars") or {})
+                env_vars["DOCKER_IMAGE_NAME"] = record["registry_image"]
+                built_model["env_vars"] = env_vars
+                outcome.manifest["summary"]["successful_pushes"].append(record["registry_image"])
+            outcome.manifest["built_images"][image] = record
+            outcome.manifest["built_models"][image] = built_model
+            outcome.successes.append(record)
+            reporter.model_done(model["name"], "build", "CACHED" if record["cached"] else "BUILT", image)
+    prebuilt.add_skipped_entries(
+        root, outcome.manifest, batch, ctx, match["gpu_vendor"], options.registry, outcome.failures
+    )
+    summary = outcome.manifest["summary"]
+    summary["successful_builds"] = list(outcome.successes)
+    summary["failed_builds"] = list(outcome.failures)
+    summary["total_build_time"] = round(time.monotonic() - started, 3)
+    outcome.manifest["credentials_required"] = sorted(
+        {m.get("cred") for m in outcome.manifest["built_models"].values() if m.get("cred")}
+    )
+    if not options.check_only:
+        manifest.write_manifest(os.path.join(root, options.manifest_output), outcome.manifest)
+    return outcome
+
+
+def _use_image(root: str, options: BuildOptions) -> BuildOutcome:
+    if options.registry:
+        raise ConfigError("--use-image and --registry cannot be used together")
+    if options.batch_manifest:
+        raise ConfigError("--use-image and --batch-manifest cannot be used together")
+    data = prebuilt.use_image_manifest(
+        root, str(options.use_image), list(options.tags), options.context, options.default_vendor
+    )
+    outcome = BuildOutcome(data, [data["built_models"][k] for k in data["built_models"]])
+    if not options.check_only:
+        manifest.write_manifest(os.path.join(root, options.manifest_output), data)
+    return outcome
+
+
+def _build_one(
+    root: str,
+    model: Mapping[str, Any],
+    dockerfile: str,
+    options: BuildOptions,
+    creds: Mapping[str, Any],
+    reporter: Reporter,
+    target: Optional[PushTarget],
+) -> Dict[str, Any]:
+    name = model["name"]
+    image = dockerfiles.image_name(name, dockerfile)
+    with open(os.path.join(root, dockerfile), encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    user_args = dict(options.context.get("docker_build_arg") or {})
+    secrets = secret_env()
+    cred_args = credential_build_args(model, creds)
+    build_args = {**user_args, **secrets, **cred_args}
+    secret_names = sorted(set(secrets) | set(cred_args))
+    base = dockerfiles.base_docker(text, build_args)
+    context_dir = os.path.normpath(os.path.join(root, dockerfiles.build_context_dir(model)))
+    if not os.path.isdir(context_dir):
+        raise BuildError(f"model '{name}': build context {context_dir} is not a directory")
+    log_name = dockerfiles.build_log_name(name, dockerfile)
+    request = images.BuildRequest(
+        image=image,
+        dockerfile=os.path.join(root, dockerfile),
+        context_dir=context_dir,
+        build_args=build_args,
+        secret_arg_names=secret_names,
+        labels={images.MODEL_LABEL: name},
+        no_cache=options.clean_docker_cache,
+    )
+    with open(os.path.join(root, log_name), "w", encoding="utf-8") as log:
+
+        def sink(text: str) -> None:
+            log.write(text)
+            if options.live_output:
+                reporter.live(text)
+
+        result = images.build(request, base, sink, check_only=options.check_only)
+        if result.cached:
+            sink(f"Image {image} is up to date (content hash {result.content_hash}); not rebuilt.\n")
+    record: Dict[str, Any] = {
+        "model": name,
+        "docker_image": image,
+        "dockerfile": dockerfile,
+        "base_docker": base,
+        "docker_sha": images.repo_digest(base) if base else "",
+        "build_duration": round(result.duration, 3),
+        "build_command": _display_build_command(
+            image, dockerfile, os.path.relpath(context_dir, root), build_args, secret_names, options.clean_docker_cache
+        ),
+        "log_file": log_name,
+        "gpu_vendor": dockerfiles.infer_gpu_vendor(dockerfile, text),
+        "image_id": result.image_id,
+        "content_hash": result.content_hash,
+        "cached": result.cached,
+    }
+    arch = dockerfiles.gpu_architecture(text, build_args)
+    if arch:
+        record["gpu_architecture"] = arch
+    registry = (target.registry if target else "") or options.registry
+    if registry and not options.check_only:
+        remote = (target.image if target else "") or registry_image(creds, registry, image)
+        auth = registry_auth(creds, registry)
+        with open(os.path.join(root, log_name), "a", encoding="utf-8") as log:
+            digest = images.push(image, remote, auth, log.write)
+        record["registry"] = registry
+        record["registry_image"] = remote
+        record["image_digest"] = f"{images.repository(remote)}@{digest}"
+    return record

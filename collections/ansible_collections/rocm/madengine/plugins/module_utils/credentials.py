@@ -1,0 +1,98 @@
+"""credential.json, the MAD_DOCKERHUB_* overrides, and registry credentials and names.
+
+Secrets only ever leave this module inside an auth mapping handed to the Docker engine's API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+from .errors import ConfigError
+
+DOCKERHUB_ALIASES = ("docker.io", "dockerhub", "index.docker.io", "registry-1.docker.io")
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str
+    password: str = field(repr=False)
+
+    def auth_config(self) -> Dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+
+def load_credentials(root: str, environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    path = os.path.join(root, "credential.json")
+    creds: Dict[str, Any] = {}
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                creds = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        if not isinstance(creds, dict):
+            raise ConfigError(f"{path}: must hold a JSON object keyed by credential name")
+    if environ.get("MAD_DOCKERHUB_USER") and environ.get("MAD_DOCKERHUB_PASSWORD"):
+        hub = {"username": environ["MAD_DOCKERHUB_USER"], "password": environ["MAD_DOCKERHUB_PASSWORD"]}
+        if environ.get("MAD_DOCKERHUB_REPO"):
+            hub["repository"] = environ["MAD_DOCKERHUB_REPO"]
+        creds["dockerhub"] = hub
+    return creds
+
+
+def is_dockerhub(registry: str) -> bool:
+    return registry.strip().lower().rstrip("/") in DOCKERHUB_ALIASES
+
+
+def credential_entry(creds: Mapping[str, Any], registry: str) -> Optional[Mapping[str, Any]]:
+    """The entry for a registry: the literal registry string first, then normalised forms."""
+    registry = registry.strip()
+    keys = [registry, registry.rstrip("/")]
+    if not registry or is_dockerhub(registry):
+        keys.append("dockerhub")
+    for key in keys:
+        entry = creds.get(key)
+        if isinstance(entry, dict):
+            return entry
+    return None
+
+
+def registry_auth(creds: Mapping[str, Any], registry: str) -> Optional[RegistryAuth]:
+    entry = credential_entry(creds, registry)
+    if entry is None:
+        return None
+    username, password = entry.get("username"), entry.get("password")
+    if not username or not password:
+        raise ConfigError(
+            f"credential.json entry for registry '{registry}': needs both 'username' and 'password'",
+            hint="or set MAD_DOCKERHUB_USER and MAD_DOCKERHUB_PASSWORD for Docker Hub",
+        )
+    return RegistryAuth(str(username), str(password))
+
+
+def registry_image(creds: Mapping[str, Any], registry: str, image: str) -> str:
+    """Where `image` is pushed: <registry>/<repository>:<image> when a repository is configured,
+    else <registry>/<image>; Docker Hub needs a repository (a bare name would push to library/)."""
+    entry = credential_entry(creds, registry) or {}
+    repository = str(entry.get("repository") or "").strip("/")
+    if is_dockerhub(registry):
+        if not repository:
+            raise ConfigError(
+                f"--registry {registry}: Docker Hub needs a repository to push to",
+                hint="set 'repository' in credential.json's dockerhub entry or MAD_DOCKERHUB_REPO",
+            )
+        return f"{repository}:{image}"
+    host = registry.strip().rstrip("/")
+    return f"{host}/{repository}:{image}" if repository else f"{host}/{image}"
+
+
+def registry_of(image_ref: str) -> str:
+    """The registry host of an image reference ('' for Docker Hub names)."""
+    first = image_ref.split("/", 1)[0]
+    if "/" in image_ref and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return ""

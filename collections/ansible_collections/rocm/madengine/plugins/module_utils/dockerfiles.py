@@ -1,0 +1,138 @@
+"""Dockerfile candidates, CONTEXT headers, image and log names."""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional
+
+from .errors import BuildError
+
+CONTEXT_MARK = "# CONTEXT "
+HEADER_LINES = 5
+SUFFIX = ".Dockerfile"
+_ARCH_LINE = re.compile(r"^\s*(?:ARG|ENV)\s+MAD_SYSTEM_GPU_ARCHITECTURE[=\s]\s*[\"']?([^\"'\s]*)", re.I | re.M)
+_BASE_LINE = re.compile(r"^ARG BASE_DOCKER=(\S+)", re.M)
+
+
+def candidates(root: str, prefix: str) -> List[str]:
+    """Paths (relative to root) matching `<prefix>.*`, sorted."""
+    pattern = os.path.join(root, glob.escape(prefix) + ".*")
+    found = [path for path in glob.glob(pattern) if os.path.isfile(path)]
+    return sorted(os.path.relpath(path, root) for path in found)
+
+
+def read_context_header(root: str, dockerfile: str) -> Optional[Dict[str, Any]]:
+    """The `# CONTEXT {...}` dict of the first 5 lines; None when there is no such line."""
+    with open(os.path.join(root, dockerfile), encoding="utf-8", errors="replace") as handle:
+        for _ in range(HEADER_LINES):
+            line = handle.readline()
+            if not line:
+                break
+            if CONTEXT_MARK in line:
+                text = line.split(CONTEXT_MARK, 1)[1].strip()
+                try:
+                    value = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    raise BuildError(f"{dockerfile}: the CONTEXT header is not a Python dict literal: {text}") from None
+                if not isinstance(value, dict):
+                    raise BuildError(f"{dockerfile}: the CONTEXT header must be a dict, got {text}")
+                return value
+    return None
+
+
+def select_dockerfiles(root: str, model: Mapping[str, Any], match: Mapping[str, str]) -> List[str]:
+    """Every candidate whose CONTEXT agrees with `match` on the keys both have. Raises when none does."""
+    name = model.get("name", "?")
+    prefix = model.get("dockerfile") or ""
+    if not prefix:
+        raise BuildError(f"model '{name}': no 'dockerfile' in its model card")
+    found = candidates(root, prefix)
+    if not found:
+        raise BuildError(
+            f"model '{name}': no Dockerfile matches {prefix}.*", hint="add <prefix>.<os>.<vendor>.Dockerfile"
+        )
+    selected = []
+    offered = []
+    for path in found:
+        header = read_context_header(root, path)
+        if header is None:
+            raise BuildError(
+                f"model '{name}': {path} has no '# CONTEXT {{...}}' line in its first {HEADER_LINES} lines",
+                hint="add e.g. # CONTEXT {'gpu_vendor': 'AMD', 'guest_os': 'UBUNTU'}",
+            )
+        offered.append(f"{path} {header}")
+        if all(str(value) == match[key] for key, value in header.items() if key in match):
+            selected.append(path)
+    if not selected:
+        wanted = {k: match[k] for k in ("gpu_vendor", "guest_os") if k in match}
+        raise BuildError(
+            f"model '{name}': no Dockerfile's CONTEXT matches {wanted} (candidates: {'; '.join(offered)})",
+            hint='pass the matching values with -c, e.g. -c \'{"gpu_vendor": "AMD"}\'',
+        )
+    return selected
+
+
+def dockerfile_stem(dockerfile: str) -> str:
+    base = os.path.basename(dockerfile)
+    return base[: -len(SUFFIX)] if base.endswith(SUFFIX) else base
+
+
+def image_name(model_name: str, dockerfile: str, arch: Optional[str] = None) -> str:
+    name = "ci-" + model_name.replace("/", "_").lower() + "_" + dockerfile_stem(dockerfile)
+    return f"{name}_{arch}" if arch else name
+
+
+def build_log_name(model_name: str, dockerfile: str, arch: Optional[str] = None) -> str:
+    stem = model_name.replace("/", "_") + "_" + dockerfile_stem(dockerfile)
+    return f"{stem}_{arch}.build.live.log" if arch else f"{stem}.build.live.log"
+
+
+def run_log_base(model_name: str, image: str) -> str:
+    """`<model>_<dockerfile part>` as the original derives it from the image reference."""
+    ref = image.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last and last.split(":", 1)[1].startswith("ci-"):
+        part = last.split(":", 1)[1]
+    else:
+        part = re.sub(r"[/:@]", "_", ref)
+    part = part.replace("ci-", "")
+    prefix = model_name.replace("/", "_").lower() + "_"
+    if part.startswith(prefix):
+        part = part[len(prefix) :]
+    return model_name.replace("/", "_") + "_" + part
+
+
+def build_context_dir(model: Mapping[str, Any]) -> str:
+    if model.get("dockercontext"):
+        return str(model["dockercontext"])
+    return "." if "primus" in str(model.get("dockerfile", "")).lower() else "./docker"
+
+
+def infer_gpu_vendor(dockerfile: str, text: str) -> str:
+    lowered = os.path.basename(dockerfile).lower()
+    for token, vendor in ((".amd", "AMD"), (".nvidia", "NVIDIA"), (".cpu", "CPU")):
+        if token + "." in lowered or lowered.endswith(token):
+            return vendor
+    content = text.lower()
+    if "from" in content:
+        if "rocm" in content or "amd" in content:
+            return "AMD"
+        if "nvidia" in content or "cuda" in content:
+            return "NVIDIA"
+    return ""
+
+
+def base_docker(text: str, build_args: Mapping[str, str]) -> str:
+    if build_args.get("BASE_DOCKER"):
+        return build_args["BASE_DOCKER"]
+    return ",".join(_BASE_LINE.findall(text))
+
+
+def gpu_architecture(text: str, build_args: Mapping[str, str]) -> str:
+    if build_args.get("MAD_SYSTEM_GPU_ARCHITECTURE"):
+        return build_args["MAD_SYSTEM_GPU_ARCHITECTURE"]
+    match = _ARCH_LINE.search(text)
+    return match.group(1) if match else ""

@@ -1,0 +1,124 @@
+"""build_manifest.json: writing it as the original does, and reading any of its producers' shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional
+
+from .errors import ConfigError
+
+CONTEXT_KEYS_KEPT = ("tools", "pre_scripts", "post_scripts", "encapsulate_script")
+DEPLOYMENT_KEYS = ("slurm", "k8s", "kubernetes", "distributed", "vllm")
+
+
+def manifest_context(ctx: Mapping[str, Any], gpu_vendor: str) -> Dict[str, Any]:
+    """The `context` block. Secret values never enter it (MAD_SECRETS variables are added at build and
+    run time from the environment, not stored)."""
+    block: Dict[str, Any] = {
+        "docker_env_vars": dict(ctx.get("docker_env_vars") or {}),
+        "docker_mounts": dict(ctx.get("docker_mounts") or {}),
+        "docker_build_arg": dict(ctx.get("docker_build_arg") or {}),
+        "gpu_vendor": gpu_vendor,
+        "guest_os": ctx.get("guest_os", "UBUNTU"),
+        "docker_gpus": ctx.get("docker_gpus", ""),
+    }
+    for key in CONTEXT_KEYS_KEPT:
+        if key in ctx:
+            block[key] = ctx[key]
+    return block
+
+
+def deployment_config(ctx: Mapping[str, Any]) -> Dict[str, Any]:
+    config: Dict[str, Any] = {"target": ctx.get("deploy", "local")}
+    for key in DEPLOYMENT_KEYS:
+        if ctx.get(key):
+            config[key] = {k: v for k, v in ctx[key].items() if v is not None}
+    env_vars = dict(ctx.get("env_vars") or {})
+    env_vars.pop("MIOPEN_USER_DB_PATH", None)
+    config["env_vars"] = env_vars
+    config["debug"] = bool(ctx.get("debug") or False)
+    return config
+
+
+def new_manifest(ctx: Mapping[str, Any], gpu_vendor: str) -> Dict[str, Any]:
+    return {
+        "built_images": {},
+        "built_models": {},
+        "context": manifest_context(ctx, gpu_vendor),
+        "credentials_required": [],
+        "summary": {
+            "successful_builds": [],
+            "failed_builds": [],
+            "total_build_time": 0.0,
+            "successful_pushes": [],
+            "failed_pushes": [],
+        },
+        "deployment_config": deployment_config(ctx),
+    }
+
+
+def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class ManifestEntry:
+    key: str
+    image: Dict[str, Any]
+    model: Optional[Dict[str, Any]]
+
+    @property
+    def local_name(self) -> str:
+        """The name the image has (or had) on the build host."""
+        local = self.image.get("local_image")
+        if isinstance(local, str) and local:
+            return local
+        return str(self.image.get("docker_image") or self.image.get("image_name") or self.key)
+
+    @property
+    def registry_image(self) -> str:
+        value = self.image.get("registry_image")
+        return str(value) if value else ""
+
+    @property
+    def model_name(self) -> str:
+        if self.model and self.model.get("name"):
+            return str(self.model["name"])
+        return str(self.image.get("model") or self.key)
+
+
+def load_manifest(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--manifest-file {path}: file not found", hint="build first with 'madengine build'"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--manifest-file {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--manifest-file {path}: must hold a JSON object")
+    missing = [key for key in ("built_images", "built_models") if not isinstance(data.get(key), dict)]
+    if missing:
+        raise ConfigError(f"--manifest-file {path}: missing or invalid {', '.join(missing)}")
+    return data
+
+
+def entries(manifest: Mapping[str, Any]) -> List[ManifestEntry]:
+    models = manifest.get("built_models") or {}
+    return [
+        ManifestEntry(key, dict(record or {}), dict(models[key]) if isinstance(models.get(key), dict) else None)
+        for key, record in (manifest.get("built_images") or {}).items()
+    ]

@@ -1,0 +1,510 @@
+"""The run phase: manifest entries -> one container each -> perf rows, every attempted model a row."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from . import containers, dockerapi, dockerfiles, images, perf, perfcsv
+from .context import runtime_gpu_override, secret_env
+from .credentials import load_credentials, registry_auth, registry_of
+from .errors import ConfigError, MadengineError, RunError
+from .hostinfo import HostInfo, parse_gpu_list
+from .manifest import ManifestEntry, entries
+from .perfcsv import STATUS_FAILURE, STATUS_SKIPPED, STATUS_SUCCESS
+from .reporting import Reporter
+
+DEFAULT_TIMEOUT = 7200
+
+# failure_reason values
+NO_METRIC, TIMEOUT, EXIT_CODE, ERROR_PATTERN = "NO_METRIC", "TIMEOUT", "EXIT_CODE", "ERROR_PATTERN"
+BUILD_FAILED, IMAGE_MISSING, VENDOR_MISMATCH, SETUP_FAILED = (
+    "BUILD_FAILED",
+    "IMAGE_MISSING",
+    "VENDOR_MISMATCH",
+    "SETUP_FAILED",
+)
+SKIP_GPU_ARCH, SKIP_MODEL_RUN, MANIFEST_ERROR = "SKIP_GPU_ARCH", "SKIP_MODEL_RUN", "MANIFEST_ERROR"
+
+
+@dataclass
+class RunOptions:
+    context: Mapping[str, Any]
+    timeout: Optional[int] = None  # None: not given (the model's timeout or 7200); 0: no timeout
+    keep_alive: bool = False
+    keep_model_dir: bool = False
+    skip_model_run: bool = False
+    live_output: bool = False
+    output: str = "perf.csv"
+    disable_skip_gpu_arch: bool = False
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    container_suffix: str = ""
+    write_perf: bool = True
+
+
+@dataclass
+class RunOutcome:
+    rows: List[Dict[str, Any]] = field(default_factory=list)
+    successful_runs: List[Dict[str, Any]] = field(default_factory=list)
+    failed_runs: List[Dict[str, Any]] = field(default_factory=list)
+
+    def record(
+        self, rows: Sequence[Dict[str, Any]], model: str, image: str, duration: float, log_path: str = ""
+    ) -> None:
+        self.rows.extend(rows)
+        ok = all(r["status"] in (STATUS_SUCCESS, STATUS_SKIPPED) for r in rows)
+        status = rows[0]["status"] if len(rows) == 1 else (STATUS_SUCCESS if ok else STATUS_FAILURE)
+        entry: Dict[str, Any] = {"model": model, "image": image, "status": status, "log": log_path}
+        if ok:
+            entry.update(performance=rows[0]["performance"] or None, duration=round(duration, 3))
+            self.successful_runs.append(entry)
+        else:
+            reasons = sorted({r["failure_reason"] for r in rows if r.get("failure_reason")})
+            entry["error"] = ", ".join(reasons)
+            entry["failure_reason"] = reasons[0] if reasons else ""
+            self.failed_runs.append(entry)
+
+
+def effective_timeout(cli_timeout: Optional[int], model: Mapping[str, Any]) -> Optional[int]:
+    """An explicit --timeout wins (0 = none); otherwise the model's positive timeout, else 7200."""
+    if cli_timeout is not None:
+        if cli_timeout < -1:
+            raise ConfigError(f"--timeout {cli_timeout}: must be -1 (default), 0 (no timeout) or positive")
+        if cli_timeout >= 0:
+            return cli_timeout or None
+    raw = model.get("timeout")
+    try:
+        model_timeout = int(str(raw).strip()) if raw not in (None, "") else 0
+    except ValueError:
+        raise ConfigError(f"model '{model.get('name')}': timeout {raw!r} is not a whole number") from None
+    return model_timeout if model_timeout > 0 else DEFAULT_TIMEOUT
+
+
+def requested_gpus(model: Mapping[str, Any], ctx: Mapping[str, Any]) -> int:
+    override = runtime_gpu_override(ctx)
+    if override is not None:
+        return override
+    for key in ("gpus_per_node", "gpu_count", "n_gpus", "num_gpus", "ngpus"):
+        if model.get(key) not in (None, ""):
+            try:
+                return int(str(model[key]).strip())
+            except ValueError:
+                raise ConfigError(f"model '{model.get('name')}': {key} {model[key]!r} is not a whole number") from None
+    return 1
+
+
+def launcher(model: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
+    return str(
+        (ctx.get("distributed") or {}).get("launcher")
+        or (model.get("distributed") or {}).get("launcher")
+        or os.environ.get("MAD_LAUNCHER")
+        or "docker"
+    )
+
+
+def multi_node_runner(launcher_name: str, ngpus: int) -> str:
+    name = launcher_name.replace("_", "-")
+    if name == "deepspeed":
+        return f"deepspeed --num_gpus={ngpus}"
+    if name in ("vllm", "sglang", "sglang-disagg", "primus"):
+        return ""
+    return f"torchrun --standalone --nproc_per_node={ngpus}"
+
+
+def base_row(
+    model: Mapping[str, Any], record: Mapping[str, Any], host: HostInfo, ctx: Mapping[str, Any], image: str, run_id: str
+) -> Dict[str, Any]:
+    env_overrides = ctx.get("docker_env_vars") or {}
+    return {
+        "model": model.get("name", record.get("model", "")),
+        "n_gpus": "",
+        "nnodes": "1",
+        "gpus_per_node": "",
+        "training_precision": model.get("training_precision", ""),
+        "pipeline": os.environ.get("pipeline", ""),
+        "args": model.get("args", ""),
+        "tags": perf.join_list(model.get("tags", [])),
+        "docker_file": record.get("dockerfile", ""),
+        "base_docker": record.get("base_docker", ""),
+        "docker_sha": record.get("docker_sha", ""),
+        "docker_image": image,
+        "git_commit": "",
+        "machine_name": socket.gethostname(),
+        "deployment_type": os.environ.get("MAD_DEPLOYMENT_TYPE", "local"),
+        "launcher": launcher(model, ctx),
+        "gpu_architecture": env_overrides.get("MAD_SYSTEM_GPU_ARCHITECTURE", host.gpu_architecture),
+        "performance": "",
+        "metric": "",
+        "relative_change": "",
+        "status": STATUS_FAILURE,
+        "build_duration": record.get("build_duration", ""),
+        "test_duration": "",
+        "dataname": "",
+        "data_provider_type": "",
+        "data_size": "",
+        "data_download_duration": "",
+        "build_number": os.environ.get("BUILD_NUMBER", "0"),
+        "additional_docker_run_options": model.get("additional_docker_run_options", ""),
+        "failure_reason": "",
+        "exit_code": "",
+        "image_digest": record.get("image_digest", ""),
+        "run_id": run_id,
+    }
+
+
+def failed_build_rows(
+    failures: Sequence[Mapping[str, Any]],
+    models: Sequence[Mapping[str, Any]],
+    host: HostInfo,
+    ctx: Mapping[str, Any],
+    run_id: str,
+) -> List[Dict[str, Any]]:
+    by_name = {m["name"]: m for m in models}
+    rows = []
+    for failure in failures:
+        model = by_name.get(failure["model"], {"name": failure["model"]})
+        row = base_row(model, {"dockerfile": failure.get("dockerfile", "")}, host, ctx, "", run_id)
+        row.update(status=STATUS_FAILURE, failure_reason=BUILD_FAILED)
+        rows.append(row)
+    return rows
+
+
+class ModelRun:
+    """Everything about running one manifest entry; `execute` always returns rows."""
+
+    def __init__(
+        self,
+        root: str,
+        entry: ManifestEntry,
+        host: HostInfo,
+        options: RunOptions,
+        creds: Mapping[str, Any],
+        reporter: Reporter,
+    ) -> None:
+        self.root = root
+        self.entry = entry
+        self.host = host
+        self.options = options
+        self.ctx = options.context
+        self.creds = creds
+        self.reporter = reporter
+        self.model: Dict[str, Any] = dict(entry.model or {})
+        if "model_args" in self.ctx:
+            self.model["args"] = self.ctx["model_args"]
+        self.image = entry.registry_image or entry.local_name
+        self.row = base_row(self.model, entry.image, host, self.ctx, self.image, options.run_id)
+        self.log_path = ""
+        self.duration = 0.0
+
+    def fail(self, reason: str, message: str) -> List[Dict[str, Any]]:
+        self.row.update(status=STATUS_FAILURE, failure_reason=reason)
+        self.reporter.warn(f"{self.row['model']}: {message}")
+        return [self.row]
+
+    def execute(self) -> List[Dict[str, Any]]:
+        if self.entry.model is None:
+            return self.fail(MANIFEST_ERROR, f"manifest entry '{self.entry.key}' has no built_models record")
+        skip = self.skip_reason()
+        if skip:
+            self.row.update(status=STATUS_SKIPPED, failure_reason=SKIP_GPU_ARCH)
+            self.reporter.info(skip)
+            return [self.row]
+        image_vendor = str(self.entry.image.get("gpu_vendor") or "")
+        if image_vendor and image_vendor != self.host.gpu_vendor:
+            return self.fail(
+                VENDOR_MISMATCH,
+                f"image {self.image} was built for {image_vendor} GPUs but this host is {self.host.gpu_vendor}",
+            )
+        try:
+            self.image = self.resolve_image()
+        except MadengineError as exc:
+            return self.fail(IMAGE_MISSING, exc.one_line())
+        self.row["docker_image"] = self.image
+        try:
+            plan, timeout = self.plan()
+        except MadengineError as exc:
+            return self.fail(SETUP_FAILED, exc.one_line())
+        if self.options.skip_model_run:
+            self.row.update(status=STATUS_SKIPPED, failure_reason=SKIP_MODEL_RUN)
+            return [self.row]
+        return self.run(plan, timeout)
+
+    def skip_reason(self) -> str:
+        if self.options.disable_skip_gpu_arch:
+            return ""
+        skip = [a.strip() for a in str(self.model.get("skip_gpu_arch") or "").split(",") if a.strip()]
+        arch = self.host.short_arch()
+        if arch and arch in skip:
+            return f"Skipping model {self.row['model']} as it is not supported on {arch} architecture."
+        return ""
+
+    def resolve_image(self) -> str:
+        """The local image to run: the registry image if present or pullable, else the build host's name."""
+        local = self.entry.local_name
+        remote = self.entry.registry_image
+        for candidate in (remote, local):
+            if candidate and dockerapi.inspect_image(candidate):
+                return candidate
+        if remote:
+            registry = str(self.entry.image.get("registry") or registry_of(remote))
+            auth = registry_auth(self.creds, registry) if registry else None
+            self.reporter.info(f"pulling {remote}")
+            images.pull(remote, auth, lambda _text: None)
+            return remote
+        raise RunError(
+            f"image {local} not found on this host", hint="build it first (madengine build) or push it with --registry"
+        )
+
+    def plan(self) -> tuple:
+        model, ctx = self.model, self.ctx
+        name = model["name"]
+        scripts = str(model.get("scripts") or "")
+        if not scripts:
+            raise RunError(f"model '{name}': no 'scripts' in its model card")
+        script_dir, prefix = containers.script_command(scripts)
+        if not os.path.isdir(os.path.join(self.root, script_dir)):
+            raise RunError(f"model '{name}': script directory {script_dir} not found in {self.root}")
+        command = prefix + containers.split_args(str(model.get("args") or ""), name)
+        gpu_ids = self.select_gpus()
+        env = self.environment(len(gpu_ids))
+        plan = containers.ContainerPlan(
+            name=containers.container_name(self.image, self.options.container_suffix),
+            image=self.image,
+            command=command,
+            working_dir=containers.WORKSPACE + containers.RUN_DIRECTORY,
+            environment=env,
+            binds={self.root: {"bind": containers.WORKSPACE, "mode": "rw"}},
+            labels={containers.RUN_LABEL: self.options.run_id},
+        )
+        for container_path, host_path in (ctx.get("docker_mounts") or {}).items():
+            plan.binds[host_path] = {"bind": container_path, "mode": "rw"}
+        if ctx.get("docker_cpus"):
+            plan.cpuset_cpus = ctx["docker_cpus"].replace(" ", "")
+        self.vendor_options(plan, gpu_ids)
+        if model.get("additional_docker_run_options"):
+            containers.apply_run_options(plan, str(model["additional_docker_run_options"]), name)
+        n = str(len(gpu_ids))
+        self.row.update(n_gpus=n, gpus_per_node=n)
+        return plan, effective_timeout(self.options.timeout, model)
+
+    def select_gpus(self) -> List[int]:
+        if self.host.gpu_vendor == "CPU":
+            return []
+        available = parse_gpu_list(self.ctx.get("docker_gpus") or self.host.docker_gpus())
+        wanted = requested_gpus(self.model, self.ctx)
+        if wanted == -1:
+            return available
+        if wanted > len(available) or wanted > self.host.ngpus:
+            raise RunError(
+                f"model '{self.model['name']}': {wanted} GPUs requested but only {len(available)} available "
+                f"(docker_gpus {self.ctx.get('docker_gpus') or self.host.docker_gpus()})"
+            )
+        return available[:wanted]
+
+    def environment(self, ngpus: int) -> Dict[str, str]:
+        model, host, ctx = self.model, self.host, self.ctx
+        env: Dict[str, str] = {
+            "MAD_MODEL_NAME": model["name"],
+            "JENKINS_BUILD_NUMBER": os.environ.get("BUILD_NUMBER", "0"),
+            "MAD_GPU_VENDOR": host.gpu_vendor,
+            "MAD_SYSTEM_NGPUS": str(host.ngpus),
+            "MAD_SYSTEM_GPU_ARCHITECTURE": host.gpu_architecture,
+            "MAD_SYSTEM_HIP_VERSION": host.hip_version,
+            "MAD_SYSTEM_GPU_PRODUCT_NAME": host.gpu_product_name,
+            "MAD_RUNTIME_NGPUS": str(ngpus),
+            "MAD_GUEST_OS": str(ctx.get("guest_os") or "UBUNTU").upper(),
+            "MAD_MULTI_NODE_RUNNER": multi_node_runner(launcher(model, ctx), ngpus),
+        }
+        if model.get("multiple_results"):
+            env["MAD_OUTPUT_CSV"] = str(model["multiple_results"])
+        if host.gpu_vendor == "AMD":
+            env["ROCM_PATH"] = self.container_rocm_path()
+        cred = model.get("cred")
+        if cred:
+            entry = self.creds.get(cred)
+            if not isinstance(entry, dict):
+                raise RunError(f"model '{model['name']}': credential '{cred}' not found in credential.json")
+            env.update({f"{cred}_{k.upper()}": str(v) for k, v in entry.items()})
+        if os.environ.get("MAD_DEPLOYMENT_TYPE") == "slurm":
+            env.update({k: os.environ[k] for k in containers.SLURM_PASSTHROUGH if k in os.environ})
+        if "MIOPEN_USER_DB_PATH" in os.environ:
+            env["MIOPEN_USER_DB_PATH"] = os.environ["MIOPEN_USER_DB_PATH"]
+        env.update(secret_env())
+        env.update(ctx.get("docker_env_vars") or {})
+        if "HIP_VISIBLE_DEVICES" in env:
+            env["RAY_EXPERIMENTAL_NOSET_HIP_VISIBLE_DEVICES"] = ""
+        return env
+
+    def container_rocm_path(self) -> str:
+        user = (self.ctx.get("docker_env_vars") or {}).get("ROCM_PATH")
+        if user:
+            return user
+        record = dockerapi.inspect_image(self.image) or {}
+        for item in (record.get("Config") or {}).get("Env") or []:
+            key, _, value = item.partition("=")
+            if key in ("ROCM_PATH", "ROCM_HOME") and value:
+                return value
+        return "/opt/rocm"
+
+    def vendor_options(self, plan: containers.ContainerPlan, gpu_ids: List[int]) -> None:
+        vendor = self.host.gpu_vendor
+        if vendor == "CPU":
+            return
+        plan.cap_add += ["SYS_PTRACE", "SYS_ADMIN"] + (["SYS_NICE"] if vendor == "NVIDIA" else [])
+        plan.security_opt += ["seccomp=unconfined", "apparmor=unconfined"]
+        if os.path.exists("/dev/fuse"):
+            plan.devices.append("/dev/fuse")
+        if vendor == "AMD":
+            plan.group_add.append("video")
+            plan.devices.append("/dev/kfd")
+            for gpu in gpu_ids:
+                if gpu < len(self.host.render_devices):
+                    plan.devices.append(f"/dev/dri/renderD{self.host.render_devices[gpu]}")
+        elif vendor == "NVIDIA":
+            plan.gpu_ids = list(gpu_ids)
+
+    def prepare_run_directory(self) -> str:
+        script_dir, _ = containers.script_command(str(self.model["scripts"]))
+        run_dir = os.path.join(self.root, containers.RUN_DIRECTORY)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(os.path.join(self.root, script_dir), run_dir, symlinks=False)
+        return run_dir
+
+    def run(self, plan: containers.ContainerPlan, timeout: Optional[int]) -> List[Dict[str, Any]]:
+        name = self.model["name"]
+        self.log_path = os.path.join(self.root, dockerfiles.run_log_base(name, self.image) + ".run.live.log")
+        started_wall = time.time()
+        try:
+            run_dir = self.prepare_run_directory()
+        except OSError as exc:
+            return self.fail(SETUP_FAILED, f"cannot prepare {containers.RUN_DIRECTORY}: {exc}")
+        keep_dir = self.options.keep_model_dir or self.options.keep_alive
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            log.write(
+                f"⏰ Setting timeout to {timeout} seconds.\n" if timeout else "⏰ Setting timeout to None seconds.\n"
+            )
+            log.write("> " + plan.display_command() + "\n")
+            log.flush()
+
+            def sink(text: str) -> None:
+                log.write(text)
+                log.flush()
+                if self.options.live_output:
+                    self.reporter.live(text)
+
+            try:
+                outcome = containers.run_container(plan, timeout, sink, keep=self.options.keep_alive)
+            except MadengineError as exc:
+                if not keep_dir:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                return self.fail(SETUP_FAILED, exc.one_line())
+            log.write(f"\nTest Duration: {outcome.duration:.2f} seconds\ntest_duration: {outcome.duration:.2f}s\n")
+        self.duration = outcome.duration
+        rows = self.results(outcome, run_dir, started_wall)
+        if not keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return rows
+
+    def results(self, outcome: containers.ContainerOutcome, run_dir: str, started_wall: float) -> List[Dict[str, Any]]:
+        row = self.row
+        row["test_duration"] = f"{outcome.duration:.3f}"
+        row["exit_code"] = "" if outcome.exit_code is None else str(outcome.exit_code)
+        record = dockerapi.inspect_image(self.image)
+        row["image_digest"] = row["image_digest"] or images.repo_digest(self.image, record)
+        scan = perf.ScanConfig.from_settings(self.model, self.ctx)
+        error = perf.find_error_pattern(outcome.output, scan)
+        multiple = str(self.model.get("multiple_results") or "")
+        rows: List[Dict[str, Any]]
+        if multiple:
+            rows = self.multiple_rows(multiple, run_dir, started_wall)
+        else:
+            value, metric = perf.parse_performance(outcome.output)
+            row.update(performance=value, metric=metric)
+            rows = [row]
+        reason = ""
+        if outcome.timed_out:
+            reason, detail = TIMEOUT, f"timed out after {outcome.duration:.0f} s"
+        elif outcome.exit_code not in (0, None):
+            reason, detail = EXIT_CODE, f"exit code {outcome.exit_code}"
+        elif error:
+            reason, detail = ERROR_PATTERN, f"error pattern '{error}' in the output"
+        metrics_optional = os.environ.get("MAD_COLLECT_METRICS", "").lower() == "false"
+        for r in rows:
+            if reason:
+                r.update(status=STATUS_FAILURE, failure_reason=reason)
+            elif r.get("performance") or metrics_optional:
+                r.update(status=STATUS_SUCCESS, failure_reason="")
+            else:
+                r.update(status=STATUS_FAILURE, failure_reason=NO_METRIC)
+        if not reason and any(r["failure_reason"] == NO_METRIC for r in rows):
+            reason, detail = NO_METRIC, "no performance metric in the output"
+        if reason:
+            self.reporter.warn(f"{row['model']}: {detail} (log: {os.path.relpath(self.log_path, self.root)})")
+        return rows
+
+    def multiple_rows(self, name: str, run_dir: str, started_wall: float) -> List[Dict[str, Any]]:
+        source = os.path.join(run_dir, name)
+        target = os.path.join(self.root, name)
+        if os.path.isfile(source):
+            shutil.copyfile(source, target)
+        elif not (os.path.isfile(target) and os.path.getmtime(target) >= started_wall):
+            self.reporter.warn(f"{self.row['model']}: multiple_results file {name} was not written")
+            return [self.row]
+        with open(target, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+        try:
+            csv_rows = perf.read_multiple_results(text, name)
+        except perf.ResultsCsvError as exc:
+            self.reporter.warn(f"{self.row['model']}: {exc}")
+            return [self.row]
+        rows = []
+        for csv_row in csv_rows:
+            row = dict(self.row)
+            for key, value in csv_row.items():
+                row[key] = value
+            row["model"] = f"{self.row['model']}_{csv_row['model']}"
+            rows.append(row)
+        return rows
+
+
+def run_entries(
+    root: str,
+    manifest: Mapping[str, Any],
+    host: HostInfo,
+    options: RunOptions,
+    reporter: Optional[Reporter] = None,
+    outcome: Optional[RunOutcome] = None,
+) -> RunOutcome:
+    reporter = reporter or Reporter()
+    outcome = outcome or RunOutcome()
+    root = os.path.abspath(root)
+    creds = load_credentials(root)
+    for entry in entries(manifest):
+        job = ModelRun(root, entry, host, options, creds, reporter)
+        rows = job.execute()
+        if options.write_perf:
+            perfcsv.append_rows(os.path.join(root, options.output), rows)
+            write_entry_files(root, outcome.rows + rows)
+        outcome.record(rows, job.row["model"], job.image, job.duration, job.log_path)
+        reporter.model_done(
+            job.row["model"],
+            "run",
+            rows[0]["status"]
+            if len(rows) == 1
+            else (STATUS_SUCCESS if all(r["status"] == STATUS_SUCCESS for r in rows) else STATUS_FAILURE),
+            rows[0].get("failure_reason", ""),
+        )
+    return outcome
+
+
+def write_entry_files(root: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """perf_entry.json / perf_entry.csv: the rows of this session."""
+    with open(os.path.join(root, "perf_entry.json"), "w", encoding="utf-8") as handle:
+        json.dump(rows[0] if len(rows) == 1 else list(rows), handle, indent=2)
+    perfcsv.write_rows(os.path.join(root, "perf_entry.csv"), rows)

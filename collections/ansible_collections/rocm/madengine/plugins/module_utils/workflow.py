@@ -1,0 +1,99 @@
+"""The commands' work end to end: build, run from a manifest, or both; summaries and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+from . import manifest as manifest_io
+from .build import BuildOptions, BuildOutcome, build_models
+from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS
+from .hostinfo import HostInfo, detect_host
+from .reporting import Reporter
+from .run import RunOptions, RunOutcome, failed_build_rows, run_entries
+
+
+def host_facts(ctx: Mapping[str, Any]) -> HostInfo:
+    return detect_host(overrides=ctx)
+
+
+@dataclass
+class WorkflowResult:
+    build: Optional[BuildOutcome] = None
+    run: Optional[RunOutcome] = None
+    host: Optional[HostInfo] = None
+    summary: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.run is not None and any(r.get("failure_reason") != "BUILD_FAILED" for r in self.run.failed_runs):
+            return EXIT_RUN_FAILURE
+        if self.build is not None and self.build.failures:
+            return EXIT_BUILD_FAILURE
+        return EXIT_SUCCESS
+
+
+def build_summary(outcome: BuildOutcome) -> Dict[str, Any]:
+    return dict(outcome.manifest["summary"])
+
+
+def run_summary(outcome: RunOutcome) -> Dict[str, Any]:
+    return {
+        "successful_runs": outcome.successful_runs,
+        "failed_runs": outcome.failed_runs,
+        "total_runs": len(outcome.successful_runs) + len(outcome.failed_runs),
+        "session_row_count": len(outcome.rows),
+    }
+
+
+def do_build(root: str, options: BuildOptions, reporter: Optional[Reporter] = None) -> WorkflowResult:
+    outcome = build_models(root, options, reporter)
+    return WorkflowResult(build=outcome, summary=build_summary(outcome))
+
+
+def do_run_manifest(
+    root: str, manifest_file: str, options: RunOptions, reporter: Optional[Reporter] = None
+) -> WorkflowResult:
+    data = manifest_io.load_manifest(os.path.join(root, manifest_file))
+    host = host_facts(options.context)
+    outcome = run_entries(root, data, host, options, reporter)
+    return WorkflowResult(run=outcome, host=host, summary=run_summary(outcome))
+
+
+def do_build_and_run(
+    root: str, build_options: BuildOptions, options: RunOptions, reporter: Optional[Reporter] = None
+) -> WorkflowResult:
+    host = host_facts(options.context)
+    build_options.default_vendor = host.gpu_vendor
+    built = build_models(root, build_options, reporter)
+    outcome = RunOutcome()
+    rows = failed_build_rows(built.failures, built.models, host, options.context, options.run_id)
+    if rows:
+        from . import perfcsv
+        from .run import write_entry_files
+
+        if options.write_perf:
+            perfcsv.append_rows(os.path.join(root, options.output), rows)
+            write_entry_files(root, rows)
+        for row in rows:
+            outcome.record([row], row["model"], "", 0.0)
+    run_entries(root, built.manifest, host, options, reporter, outcome)
+    result = WorkflowResult(build=built, run=outcome, host=host)
+    result.summary = {
+        "build_phase": build_summary(built),
+        "run_phase": run_summary(outcome),
+        "overall_success": result.exit_code == EXIT_SUCCESS,
+    }
+    return result
+
+
+def write_summary(path: str, summary: Mapping[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+        handle.write("\n")
+
+
+def session_rows(result: WorkflowResult) -> List[Dict[str, Any]]:
+    return list(result.run.rows) if result.run else []

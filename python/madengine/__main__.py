@@ -1,0 +1,3 @@
+from madengine.cli.app import main
+
+main()

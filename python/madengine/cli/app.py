@@ -1,0 +1,259 @@
+"""The madengine command line: parse, call the core, render. No logic of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from typing import Iterator, List, Optional
+
+import typer
+
+from ansible_collections.rocm.madengine.plugins.module_utils import context as ctxmod
+from ansible_collections.rocm.madengine.plugins.module_utils.errors import (
+    EXIT_FAILURE,
+    EXIT_INVALID_ARGS,
+    ConfigError,
+    MadengineError,
+)
+from ansible_collections.rocm.madengine.plugins.module_utils.reporting import Reporter
+from madengine import __version__
+from madengine.cli import render
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark AI models from a MAD package in Docker containers.",
+    pretty_exceptions_enable=False,
+)
+
+TagsOpt = typer.Option(
+    [], "--tags", "-t", help="Model names or tags; repeat or comma-separate. dir/model, all, name:k=v."
+)
+ContextOpt = typer.Option("{}", "--additional-context", "-c", help="JSON (or Python dict literal) additional context.")
+ContextFileOpt = typer.Option(None, "--additional-context-file", "-f", help="JSON file with additional context.")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")
+LiveOpt = typer.Option(False, "--live-output", "-l", help="Stream build and model output to the terminal.")
+SummaryOpt = typer.Option(None, "--summary-output", "-s", help="Write a JSON summary to this file.")
+RegistryOpt = typer.Option(None, "--registry", "-r", help="Push built images to this registry (host[:port]).")
+
+
+class CliReporter(Reporter):
+    def info(self, message: str) -> None:
+        render.info_line(message)
+
+    def warn(self, message: str) -> None:
+        render.warn_line(message)
+
+    def live(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def model_done(self, model: str, phase: str, status: str, detail: str = "") -> None:
+        suffix = f"  {detail}" if detail else ""
+        render.err.print(f"{phase:5} {render.styled(status)} {render.escape(model)}[dim]{render.escape(suffix)}[/dim]")
+
+
+@contextlib.contextmanager
+def errors_as_messages(verbose: bool) -> Iterator[None]:
+    """The one place where errors become a message and an exit code."""
+    try:
+        yield
+    except MadengineError as exc:
+        if verbose:
+            traceback.print_exc()
+        render.error_line(exc.one_line())
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        render.error_line("interrupted")
+        raise typer.Exit(EXIT_FAILURE) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        render.error_line(f"unexpected {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _core():
+    """The core's heavier modules, imported when a command runs (keeps `madengine --help` instant)."""
+    from ansible_collections.rocm.madengine.plugins.module_utils import build, discovery, run, tags, workflow
+
+    return build, discovery, run, tags, workflow
+
+
+def _context(text: str, path: Optional[str]) -> dict:
+    return ctxmod.load_context(text, path)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"madengine version {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Benchmark AI models from a MAD package in Docker containers."""
+
+
+@app.command()
+def discover(
+    tags: List[str] = TagsOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the selected model objects as a JSON list."),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """List the models of the MAD package in the current directory (all, or those the tags select)."""
+    with errors_as_messages(verbose):
+        _, discovery, _, tagsmod, _ = _core()
+        catalog = discovery.discover(".")
+        models = tagsmod.select_models(tags, catalog) if tags else [m.resolve() for m in catalog.models]
+        if as_json:
+            render.json_list(models)
+        else:
+            title = f"Selected models ({len(models)})" if tags else f"Available models ({len(models)} total)"
+            render.models_table(title, models)
+
+
+@app.command()
+def build(
+    tags: List[str] = TagsOpt,
+    registry: Optional[str] = RegistryOpt,
+    additional_context: str = ContextOpt,
+    additional_context_file: Optional[str] = ContextFileOpt,
+    clean_docker_cache: bool = typer.Option(False, "--clean-docker-cache", help="Build without the layer cache."),
+    manifest_output: str = typer.Option("build_manifest.json", "--manifest-output", "-m", help="Manifest to write."),
+    summary_output: Optional[str] = SummaryOpt,
+    live_output: bool = LiveOpt,
+    batch_manifest: Optional[str] = typer.Option(
+        None, "--batch-manifest", help="JSON list of {model_name, build_new, registry, registry_image}."
+    ),
+    use_image: Optional[str] = typer.Option(
+        None, "--use-image", help="Run the selected models in this existing image ('auto': their DOCKER_IMAGE_NAME)."
+    ),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Build the selected models' images (and push them with --registry); write build_manifest.json."""
+    with errors_as_messages(verbose):
+        buildmod, _, _, _, workflow = _core()
+        ctx = _context(additional_context, additional_context_file)
+        vendor = ctx.get("gpu_vendor") or workflow.host_facts(ctx).gpu_vendor
+        options = buildmod.BuildOptions(
+            tags=tags,
+            context=ctx,
+            registry=registry,
+            clean_docker_cache=clean_docker_cache,
+            manifest_output=manifest_output,
+            live_output=live_output,
+            default_vendor=vendor,
+            batch_manifest=batch_manifest,
+            use_image=use_image,
+        )
+        result = workflow.do_build(".", options, CliReporter())
+        render.build_table(result.build.successes, result.build.failures)
+        render.info_line(f"manifest: {manifest_output}")
+        if summary_output:
+            workflow.write_summary(summary_output, result.summary)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def run(
+    tags: List[str] = TagsOpt,
+    manifest_file: Optional[str] = typer.Option(
+        None, "--manifest-file", "-m", help="Run the images of this manifest; nothing is built."
+    ),
+    registry: Optional[str] = RegistryOpt,
+    timeout: int = typer.Option(-1, "--timeout", help="Seconds per model: -1 the model's own or 7200, 0 none."),
+    additional_context: str = ContextOpt,
+    additional_context_file: Optional[str] = ContextFileOpt,
+    keep_alive: bool = typer.Option(False, "--keep-alive", help="Keep the container and the model directory."),
+    keep_model_dir: bool = typer.Option(False, "--keep-model-dir", help="Keep run_directory after the run."),
+    clean_docker_cache: bool = typer.Option(False, "--clean-docker-cache", help="Build without the layer cache."),
+    skip_model_run: bool = typer.Option(False, "--skip-model-run", help="Prepare everything but do not run the model."),
+    manifest_output: str = typer.Option("build_manifest.json", "--manifest-output", help="Manifest the build writes."),
+    summary_output: Optional[str] = SummaryOpt,
+    live_output: bool = LiveOpt,
+    output: str = typer.Option("perf.csv", "--output", "-o", help="perf CSV to append rows to."),
+    disable_skip_gpu_arch: bool = typer.Option(
+        False, "--disable-skip-gpu-arch", help="Run models even on GPU architectures they skip."
+    ),
+    ignore_deprecated: bool = typer.Option(False, "--ignore-deprecated", help="Accepted for compatibility; no effect."),
+    cleanup_perf: bool = typer.Option(False, "--cleanup-perf", help="Remove perf_entry.* files after the run."),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Build (unless --manifest-file) and run the selected models; append their rows to perf.csv."""
+    with errors_as_messages(verbose):
+        buildmod, _, runmod, _, workflow = _core()
+        ctx = _context(additional_context, additional_context_file)
+        options = runmod.RunOptions(
+            context=ctx,
+            timeout=None if timeout == -1 else timeout,
+            keep_alive=keep_alive,
+            keep_model_dir=keep_model_dir,
+            skip_model_run=skip_model_run,
+            live_output=live_output,
+            output=output,
+            disable_skip_gpu_arch=disable_skip_gpu_arch,
+        )
+        if timeout < -1:
+            raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
+        reporter = CliReporter()
+        if manifest_file:
+            if tags:
+                reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
+            result = workflow.do_run_manifest(".", manifest_file, options, reporter)
+        elif tags:
+            build_options = buildmod.BuildOptions(
+                tags=tags,
+                context=ctx,
+                registry=registry,
+                clean_docker_cache=clean_docker_cache,
+                manifest_output=manifest_output,
+                live_output=live_output,
+            )
+            result = workflow.do_build_and_run(".", build_options, options, reporter)
+        else:
+            raise ConfigError(
+                "nothing to run", hint="pass --tags to build and run, or --manifest-file to run a manifest"
+            )
+        if result.build is not None and result.build.failures:
+            render.build_table(result.build.successes, result.build.failures)
+        render.perf_table(
+            workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
+        )
+        if summary_output:
+            workflow.write_summary(summary_output, result.summary)
+        if cleanup_perf:
+            for name in ("perf_entry.json", "perf_entry.csv"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(name)
+    raise typer.Exit(result.exit_code)
+
+
+# Typer's usage errors are click's UsageError (vendored in recent Typer); found through BadParameter's bases.
+UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    try:
+        code = app(args=argv, prog_name="madengine", standalone_mode=False)
+    except UsageError as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        render.error_line(f"{exc.format_message()}{hint}")
+        sys.exit(EXIT_INVALID_ARGS)
+    except (typer.Abort, KeyboardInterrupt):
+        render.error_line("interrupted")
+        sys.exit(EXIT_FAILURE)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Rich rendering of the core's results; nothing here decides anything."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATUS_STYLE = {"SUCCESS": "green", "FAILURE": "red", "SKIPPED": "yellow", "BUILT": "green", "CACHED": "cyan"}
+
+
+def styled(status: str) -> str:
+    style = STATUS_STYLE.get(status, "white")
+    return f"[{style}]{escape(status)}[/{style}]"
+
+
+def models_table(title: str, models: Sequence[Mapping[str, Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("name", "tags", "dockerfile", "scripts", "args"):
+        table.add_column(column, overflow="fold")
+    for model in models:
+        tags = model.get("tags", [])
+        table.add_row(
+            *(
+                escape(str(x))
+                for x in (
+                    model.get("name", ""),
+                    ",".join(tags) if isinstance(tags, list) else tags,
+                    model.get("dockerfile", ""),
+                    model.get("scripts", ""),
+                    model.get("args", ""),
+                )
+            )
+        )
+    out.print(table)
+
+
+def json_list(items: List[Dict[str, Any]]) -> None:
+    out.print_json(json.dumps(items)) if out.is_terminal else print(json.dumps(items, indent=2))
+
+
+def build_table(successes: Sequence[Mapping[str, Any]], failures: Sequence[Mapping[str, Any]]) -> None:
+    table = Table(title="Build", title_justify="left")
+    for column in ("model", "image", "status", "seconds", "detail"):
+        table.add_column(column, overflow="fold")
+    for record in successes:
+        detail = record.get("registry_image") or record.get("dockerfile", "")
+        table.add_row(
+            escape(record["model"]),
+            escape(record["docker_image"]),
+            styled("CACHED" if record.get("cached") else "BUILT"),
+            f"{record.get('build_duration', 0):.2f}",
+            escape(str(detail)),
+        )
+    for failure in failures:
+        table.add_row(
+            escape(failure["model"]),
+            escape(failure.get("dockerfile", "")),
+            styled("FAILURE"),
+            "",
+            escape(failure["error"]),
+        )
+    out.print(table)
+
+
+def perf_table(rows: Sequence[Mapping[str, Any]], title: str = "Performance") -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("model", "status", "performance", "metric", "reason", "seconds", "image"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            escape(str(row.get("model", ""))),
+            styled(str(row.get("status", ""))),
+            escape(str(row.get("performance", ""))),
+            escape(str(row.get("metric", ""))),
+            escape(str(row.get("failure_reason", ""))),
+            escape(str(row.get("test_duration", ""))),
+            escape(str(row.get("docker_image", ""))),
+        )
+    out.print(table)
+
+
+def error_line(message: str) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}")
+
+
+def warn_line(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+def info_line(message: str) -> None:
+    err.print(f"[dim]{escape(message)}[/dim]")

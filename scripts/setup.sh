@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up everything madengine's demo and tests need on a fresh Debian 12 machine, idempotently:
+# the Docker engine, local base images, an authenticated registry (scripts/setup-infra.sh),
+# and a virtual environment in .venv with madengine installed from this checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-infra.sh
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.madengine-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+echo "ok: .venv ready ($(.venv/bin/madengine --version))"

@@ -1,0 +1,157 @@
+"""Fixtures for the integration tests: the real Docker engine, base images and registry of setup-infra.sh.
+
+Nothing here is mocked. When the infrastructure is missing the tests FAIL (they do not skip), with a message
+that says to run `bash scripts/setup-infra.sh`. Test modules mark themselves with
+`pytestmark = pytest.mark.integration`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator
+
+import docker
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_MAD = REPO_ROOT / "tests" / "fixtures" / "mad"
+SETUP_HINT = "run `bash scripts/setup-infra.sh` (as root) first"
+
+BUSYBOX_IMAGE = "madengine-test/busybox:latest"
+DEBIAN_IMAGE = "madengine-test/debian:bookworm"
+
+
+def infra_dir() -> Path:
+    return Path(os.environ.get("MADENGINE_INFRA_DIR") or "/var/tmp/madengine-infra")
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Where the test registry is and how to log in to it. The password never shows up in a repr."""
+
+    registry: str
+    username: str
+    password: str = field(repr=False)
+    password_file: Path
+    state_dir: Path
+    busybox_image: str = BUSYBOX_IMAGE
+    debian_image: str = DEBIAN_IMAGE
+
+    @property
+    def auth_config(self) -> Dict[str, str]:
+        """For the docker SDK: images.push/pull(..., auth_config=infra.auth_config)."""
+        return {"username": self.username, "password": self.password}
+
+
+def read_env_file(path: Path) -> Dict[str, str]:
+    values: Dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _docker_info_error() -> str:
+    """'' when `docker info` works, else a short reason."""
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        return "no docker client on PATH"
+    try:
+        proc = subprocess.run(
+            [docker_cli, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "`docker info` timed out"
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return f"`docker info` failed: {lines[-1] if lines else 'exit ' + str(proc.returncode)}"
+    return ""
+
+
+def _image_present(image: str) -> bool:
+    docker_cli = shutil.which("docker") or "docker"
+    proc = subprocess.run(
+        [docker_cli, "image", "inspect", "--format", "{{.Id}}", image],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def _registry_status(registry: str) -> str:
+    try:
+        with urllib.request.urlopen(f"http://{registry}/v2/", timeout=5) as response:  # noqa: S310
+            return str(response.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except (urllib.error.URLError, OSError) as exc:
+        return f"unreachable ({getattr(exc, 'reason', exc)})"
+
+
+@pytest.fixture(scope="session")
+def infra() -> Infra:
+    """The running infrastructure; fails the test (one line) when setup-infra.sh has not been run."""
+    state = infra_dir()
+    env_file = state / "registry.env"
+    if not env_file.is_file():
+        pytest.fail(f"{env_file} is missing: {SETUP_HINT}", pytrace=False)
+    problem = _docker_info_error()
+    if problem:
+        pytest.fail(f"Docker engine not usable ({problem}): {SETUP_HINT}", pytrace=False)
+    missing = [image for image in (BUSYBOX_IMAGE, DEBIAN_IMAGE) if not _image_present(image)]
+    if missing:
+        pytest.fail(f"base image(s) {', '.join(missing)} missing: {SETUP_HINT}", pytrace=False)
+    values = read_env_file(env_file)
+    try:
+        registry = values["MADENGINE_TEST_REGISTRY"]
+        username = values["MADENGINE_TEST_REGISTRY_USER"]
+        password_file = Path(values["MADENGINE_TEST_REGISTRY_PASSWORD_FILE"])
+    except KeyError as exc:
+        pytest.fail(f"{env_file} lacks {exc.args[0]}: {SETUP_HINT}", pytrace=False)
+    try:
+        password = password_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        pytest.fail(
+            f"cannot read the registry password file {password_file} ({exc.strerror}): {SETUP_HINT}",
+            pytrace=False,
+        )
+    if not password:
+        pytest.fail(f"the registry password file {password_file} is empty: {SETUP_HINT}", pytrace=False)
+    status = _registry_status(registry)
+    if status != "401":
+        pytest.fail(f"registry http://{registry}/v2/ answers {status}, not 401: {SETUP_HINT}", pytrace=False)
+    return Infra(
+        registry=registry, username=username, password=password, password_file=password_file, state_dir=state
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_client(infra: Infra) -> Iterator[docker.DockerClient]:
+    """A docker SDK client for the engine (after `infra` checked that it answers)."""
+    client = docker.from_env(timeout=300)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def mad_package(tmp_path: Path) -> Path:
+    """A private copy of tests/fixtures/mad (symlinks kept as symlinks) at tmp_path/'mad'."""
+    target = tmp_path / "mad"
+    shutil.copytree(FIXTURE_MAD, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
