@@ -157,9 +157,22 @@ ensure_dockerd() {
         $SUDO cgroupfs-mount || die "cgroupfs-mount failed"
     fi
     log "starting dockerd (log: $DOCKERD_LOG)"
-    $SUDO sh -c "setsid dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
-    if ! wait_for_docker "$DOCKERD_WAIT"; then
-        printf 'error: dockerd did not become ready within %ss; last lines of %s:\n' "$DOCKERD_WAIT" "$DOCKERD_LOG" >&2
+    # 9>&-: the daemon must not inherit (and hold forever) the fd of this script's lock
+    $SUDO sh -c "setsid dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &" 9>&-
+    local deadline=$((SECONDS + DOCKERD_WAIT)) started=$SECONDS why=""
+    until docker_up; do
+        if [ $((SECONDS - started)) -ge 2 ] && ! dockerd_running; then
+            why="dockerd exited at start"
+            break
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            why="dockerd did not become ready within ${DOCKERD_WAIT}s"
+            break
+        fi
+        sleep 0.2
+    done
+    if [ -n "$why" ]; then
+        printf 'error: %s; last lines of %s:\n' "$why" "$DOCKERD_LOG" >&2
         $SUDO tail -n 20 "$DOCKERD_LOG" >&2 || true
         exit 1
     fi
@@ -340,7 +353,7 @@ EOF
     (umask 077; htpasswd -iBn "$REGISTRY_USER" < "$REG_PASSWORD_FILE" > "$REG_DIR/htpasswd.tmp") \
         || die "htpasswd failed"
     mv -f "$REG_DIR/htpasswd.tmp" "$REG_DIR/htpasswd"
-    setsid docker-registry serve "$REG_DIR/config.yml" >>"$REG_LOG" 2>&1 </dev/null &
+    setsid docker-registry serve "$REG_DIR/config.yml" >>"$REG_LOG" 2>&1 </dev/null 9>&- &
     echo $! > "$REG_PID_FILE"
     local deadline=$((SECONDS + 20))
     until [ "$(registry_code)" = 401 ]; do

@@ -134,9 +134,7 @@ def infra() -> Infra:
     status = _registry_status(registry)
     if status != "401":
         pytest.fail(f"registry http://{registry}/v2/ answers {status}, not 401: {SETUP_HINT}", pytrace=False)
-    return Infra(
-        registry=registry, username=username, password=password, password_file=password_file, state_dir=state
-    )
+    return Infra(registry=registry, username=username, password=password, password_file=password_file, state_dir=state)
 
 
 @pytest.fixture(scope="session")

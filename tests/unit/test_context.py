@@ -50,9 +50,7 @@ def test_unparsable_is_a_config_error(text):
 
 def test_file_and_string_are_merged_shallowly_string_wins(tmp_path):
     path = tmp_path / "ctx.json"
-    path.write_text(
-        json.dumps({"guest_os": "UBUNTU", "docker_env_vars": {"A": "1", "B": "2"}, "docker_gpus": "0-3"})
-    )
+    path.write_text(json.dumps({"guest_os": "UBUNTU", "docker_env_vars": {"A": "1", "B": "2"}, "docker_gpus": "0-3"}))
     merged = context.load_context('{"docker_env_vars": {"C": "3"}, "docker_gpus": "1"}', str(path))
     assert merged == {"guest_os": "UBUNTU", "docker_env_vars": {"C": "3"}, "docker_gpus": "1"}
 
@@ -112,7 +110,9 @@ def test_near_miss_of_a_string_key_is_also_caught():
     assert "did you mean 'gpu_vendor'" in info.value.msg
 
 
-@pytest.mark.parametrize("key,section", [("partition", "slurm"), ("nnodes", "distributed"), ("BASE_DOCKER", "docker_build_arg")])
+@pytest.mark.parametrize(
+    "key,section", [("partition", "slurm"), ("nnodes", "distributed"), ("BASE_DOCKER", "docker_build_arg")]
+)
 def test_misplaced_key_names_its_section(key, section):
     with pytest.raises(ConfigError) as info:
         context.validate_context({key: "x"})

@@ -293,6 +293,42 @@ def test_subclass_extra_fields_are_serialised(tmp_path):
     assert data["name"] == "dx/e"
 
 
+def test_dataclass_subclass_with_postponed_annotations(tmp_path):
+    source = """
+        from __future__ import annotations
+
+        from dataclasses import dataclass
+
+        from madengine.utils.discover_models import CustomModel
+
+
+        @dataclass
+        class Extra(CustomModel):
+            batch: int = 4
+
+
+        def list_models():
+            return [Extra(name="e", dockerfile="d", scripts="run.sh")]
+    """
+    make_package(tmp_path, [], dynamic={"dx": source})
+    data = discovery.discover(str(tmp_path)).models[0].resolve()
+    assert data["batch"] == 4
+
+
+def test_two_dynamic_scopes_do_not_share_module_state(tmp_path):
+    template = """
+        from madengine.utils.discover_models import CustomModel
+
+        NAME = {name!r}
+
+
+        def list_models():
+            return [CustomModel(name=NAME, dockerfile="d", scripts="run.sh")]
+    """
+    make_package(tmp_path, [], dynamic={"one": template.format(name="first"), "two": template.format(name="second")})
+    assert discovery.discover(str(tmp_path)).names == ["one/first", "two/second"]
+
+
 def test_get_models_json_runs_once_per_process_and_root(tmp_path):
     counter = tmp_path / "executions.txt"
     source = f"""

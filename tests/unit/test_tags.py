@@ -102,7 +102,15 @@ def test_extra_args(pieces, expected):
 
 
 def test_catalog_order(catalog):
-    assert catalog.names == ["dummy", "dummy_perf", "noargs", "aaa/model3", "aaa/model4", "dummy2/model1", "dummy2/model2"]
+    assert catalog.names == [
+        "dummy",
+        "dummy_perf",
+        "noargs",
+        "aaa/model3",
+        "aaa/model4",
+        "dummy2/model1",
+        "dummy2/model2",
+    ]
 
 
 def test_all_selects_everything_static_first(catalog):

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import traceback
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Type
 
 import typer
 
@@ -236,7 +236,7 @@ def run(
 
 
 # Typer's usage errors are click's UsageError (vendored in recent Typer); found through BadParameter's bases.
-UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+UsageError: Type[Exception] = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -245,7 +245,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except UsageError as exc:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        render.error_line(f"{exc.format_message()}{hint}")
+        render.error_line(f"{getattr(exc, 'format_message', exc.__str__)()}{hint}")
         sys.exit(EXIT_INVALID_ARGS)
     except (typer.Abort, KeyboardInterrupt):
         render.error_line("interrupted")

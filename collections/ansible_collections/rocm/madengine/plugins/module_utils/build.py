@@ -91,6 +91,9 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     models = select_models(tags, discover(root)) if tags else []
     match = dockerfile_match_context(ctx, root, options.default_vendor)
     creds = load_credentials(root)
+    if options.registry:
+        registry_image(creds, options.registry, "probe")  # configuration errors surface before any build
+        registry_auth(creds, options.registry)
     outcome = BuildOutcome(manifest.new_manifest(ctx, match["gpu_vendor"]), models)
     started = time.monotonic()
     for model in models:

@@ -146,11 +146,18 @@ def apply_run_options(plan: ContainerPlan, options: str, model_name: str) -> Non
         elif flag in ("--network", "--net"):
             plan.network_mode = value()
         elif flag == "--privileged":
-            plan.privileged = True
+            plan.privileged = word.split("=", 1)[1].lower() != "false" if "=" in word else True
         elif flag == "--ulimit":
-            name, _, limits = value().partition("=")
+            spec = value()
+            name, _, limits = spec.partition("=")
             soft, _, hard = limits.partition(":")
-            plan.ulimits.append({"name": name, "soft": int(soft), "hard": int(hard or soft)})
+            try:
+                plan.ulimits.append({"name": name, "soft": _limit(soft), "hard": _limit(hard or soft)})
+            except ValueError:
+                raise RunError(
+                    f"model '{model_name}': additional_docker_run_options: bad --ulimit {spec!r}",
+                    hint="use name=soft[:hard] with numbers or 'unlimited'",
+                ) from None
         elif flag == "--cpuset-cpus":
             plan.cpuset_cpus = value()
         else:
@@ -160,6 +167,10 @@ def apply_run_options(plan: ContainerPlan, options: str, model_name: str) -> Non
                 "--privileged --ulimit --cpuset-cpus",
             )
         i += 1
+
+
+def _limit(text: str) -> int:
+    return -1 if text.strip() == "unlimited" else int(text)
 
 
 @dataclass

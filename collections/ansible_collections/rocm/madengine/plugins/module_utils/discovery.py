@@ -119,20 +119,24 @@ def install_import_shims() -> None:
             name = ".".join(parts[:depth])
             if name not in sys.modules:
                 module = types.ModuleType(name)
-                module.__path__ = []  # type: ignore[attr-defined]
+                module.__path__ = []
                 sys.modules[name] = module
         sys.modules[module_name].CustomModel = CustomModel  # type: ignore[attr-defined]
 
 
 def _load_dynamic(path: str, scope: str) -> List[DiscoveredModel]:
     install_import_shims()
-    spec = importlib.util.spec_from_file_location("get_models_json", path)
+    # Registered under a per-scope name while it runs: dataclasses defined in it need their module.
+    module_name = f"get_models_json_{scope}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise DiscoveryError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # a user script may raise anything
+        del sys.modules[module_name]
         raise DiscoveryError(f"{path}: failed to execute: {type(exc).__name__}: {exc}") from None
     list_models = getattr(module, "list_models", None)
     if not callable(list_models):
@@ -157,6 +161,17 @@ def _load_dynamic(path: str, scope: str) -> List[DiscoveredModel]:
         obj.name = full_name
         models.append(DiscoveredModel(full_name, {}, path, scope, custom=obj))
     return models
+
+
+def _reject_duplicates(models: List[DiscoveredModel]) -> None:
+    seen: Dict[str, str] = {}
+    for model in models:
+        if model.name in seen:
+            raise DiscoveryError(
+                f"model name '{model.name}' is defined twice ({seen[model.name]} and {model.source})",
+                hint="model names must be unique: images, logs and perf rows are named after them",
+            )
+        seen[model.name] = model.source
 
 
 class ModelCatalog:
@@ -214,6 +229,7 @@ def discover(root: str = ".", use_cache: bool = True) -> ModelCatalog:
                 models.append(DiscoveredModel(card["name"], card, rel_static, scope))
         elif os.path.isfile(dynamic):
             models.extend(_load_dynamic(dynamic, scope))
+    _reject_duplicates(models)
     catalog = ModelCatalog(models, root)
     if use_cache:
         _CACHE[root] = catalog

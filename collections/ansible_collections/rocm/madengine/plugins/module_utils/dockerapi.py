@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Type
 
 from .errors import DockerUnavailableError
 
@@ -36,13 +36,13 @@ def short_error(exc: BaseException) -> str:
     return " ".join(text.split())[:400]
 
 
-def not_found_error() -> type:
+def not_found_error() -> Type[BaseException]:
     from docker.errors import NotFound
 
     return NotFound
 
 
-def api_error() -> type:
+def api_error() -> Type[BaseException]:
     from docker.errors import APIError
 
     return APIError

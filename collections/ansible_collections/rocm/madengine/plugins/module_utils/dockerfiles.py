@@ -13,7 +13,9 @@ from .errors import BuildError
 CONTEXT_MARK = "# CONTEXT "
 HEADER_LINES = 5
 SUFFIX = ".Dockerfile"
-_ARCH_LINE = re.compile(r"^\s*(?:ARG|ENV)\s+MAD_SYSTEM_GPU_ARCHITECTURE[=\s]\s*[\"']?([^\"'\s]*)", re.I | re.M)
+_ARCH_LINE = re.compile(
+    r"^[ \t]*(?:ARG|ENV)[ \t]+MAD_SYSTEM_GPU_ARCHITECTURE[= \t][ \t]*[\"']?([^\"'\s]*)", re.I | re.M
+)
 _BASE_LINE = re.compile(r"^ARG BASE_DOCKER=(\S+)", re.M)
 
 

@@ -16,7 +16,7 @@ HASH_LABEL = "org.madengine.content-hash"
 MODEL_LABEL = "org.madengine.model"
 HASH_SCHEME = "v1"
 
-LineSink = Callable[[str], None]
+LineSink = Callable[[str], object]
 
 
 @dataclass

@@ -87,7 +87,11 @@ class ManifestEntry:
     @property
     def registry_image(self) -> str:
         value = self.image.get("registry_image")
-        return str(value) if value else ""
+        if value:
+            return str(value)
+        if self.image.get("built_on_compute") or isinstance(self.image.get("local_image"), str):
+            return str(self.image.get("docker_image") or self.image.get("image_name") or "")
+        return ""
 
     @property
     def model_name(self) -> str:

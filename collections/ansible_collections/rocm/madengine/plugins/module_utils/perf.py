@@ -85,7 +85,9 @@ class ScanConfig:
 
     @classmethod
     def from_settings(cls, model: Mapping[str, Any], ctx: Mapping[str, Any]) -> ScanConfig:
-        raw = ctx.get("log_error_pattern_scan", model.get("log_error_pattern_scan"))
+        raw = ctx.get("log_error_pattern_scan")
+        if raw is None:
+            raw = model.get("log_error_pattern_scan")
         patterns = ctx.get("log_error_patterns") or model.get("log_error_patterns") or DEFAULT_ERROR_PATTERNS
         benign = list(model.get("log_error_benign_patterns") or []) + list(ctx.get("log_error_benign_patterns") or [])
         return cls(coerce_scan_flag(raw), tuple(patterns), tuple(benign))
@@ -116,7 +118,7 @@ class ResultsCsvError(ValueError):
 def read_multiple_results(text: str, source: str) -> List[Dict[str, str]]:
     """Rows of a multiple_results CSV with stripped header names; needs model, performance, metric columns
     and at least one row with a performance value."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:

@@ -7,7 +7,8 @@ import fcntl
 import io
 import json
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Sequence
+import tempfile
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 # The 29 columns of the original, first and in this order.
 PERF_COLUMNS = (
@@ -49,7 +50,7 @@ STATUS_SUCCESS, STATUS_FAILURE, STATUS_SKIPPED = "SUCCESS", "FAILURE", "SKIPPED"
 
 
 def read_header(path: str) -> List[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         first = next(csv.reader(handle), [])
     return [name.strip() for name in first]
 
@@ -58,7 +59,7 @@ def read_rows(path: str) -> List[Dict[str, str]]:
     """All rows keyed by stripped header names (legacy ', ' headers included)."""
     if not os.path.isfile(path):
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         return [dict(zip(header, values)) for values in reader]
@@ -81,38 +82,64 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def append_rows(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append rows under an exclusive lock on the file itself. Existing rows are never rewritten, except
-    once to migrate a header that lacks columns (e.g. a legacy 24-column file): then every value is kept
-    exactly as written."""
-    if not rows:
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a+", newline="", encoding="utf-8") as handle:
+def _open_locked(path: str) -> Any:
+    """Open `path` for appending with an exclusive lock, on the file that is at `path` once locked (a header
+    migration replaces the file while others wait)."""
+    while True:
+        handle = open(path, "a+", newline="", encoding="utf-8")
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            handle.seek(0)
-            text = handle.read()
-            existing = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])] if text else []
-            header = _merged_header(existing, rows)
-            writer = csv.writer(handle, lineterminator="\n")
-            if text and header != existing:
-                old_rows = [dict(zip(existing, values)) for values in list(csv.reader(io.StringIO(text)))[1:]]
-                handle.seek(0)
-                handle.truncate()
-                writer.writerow(header)
-                for old in old_rows:
-                    writer.writerow([old.get(col, "") for col in header])
-            elif not text:
-                writer.writerow(header)
-            elif not text.endswith("\n"):
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+
+
+def append_rows(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append rows under an exclusive lock. Existing rows are never rewritten, except once to migrate a header
+    that lacks columns (e.g. a legacy 24-column file): then every value is kept exactly as written, and the new
+    file replaces the old one atomically."""
+    if not rows:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle = _open_locked(path)
+    try:
+        handle.seek(0)
+        text = handle.read().lstrip("\ufeff")
+        records = list(csv.reader(io.StringIO(text))) if text else []
+        existing = [name.strip() for name in records[0]] if records else []
+        header = _merged_header(existing, rows)
+        if records and header == existing:
+            if not text.endswith("\n"):
                 handle.write("\n")
-            for row in rows:
-                writer.writerow([_cell(row.get(col)) for col in header])
+            _write(handle, None, header, rows)
             handle.flush()
             os.fsync(handle.fileno())
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".perf-", suffix=".csv")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            old_rows = [dict(zip(existing, values)) for values in records[1:]]
+            _write(out, header, header, old_rows, raw=True)
+            _write(out, None, header, rows)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _write(
+    handle: Any, header: Optional[List[str]], columns: List[str], rows: Iterable[Mapping[str, Any]], raw: bool = False
+) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(col, "") if raw else _cell(row.get(col)) for col in columns])
 
 
 def write_rows(path: str, rows: Sequence[Mapping[str, Any]]) -> None:

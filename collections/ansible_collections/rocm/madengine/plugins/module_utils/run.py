@@ -251,12 +251,14 @@ class ModelRun:
         for candidate in (remote, local):
             if candidate and dockerapi.inspect_image(candidate):
                 return candidate
-        if remote:
-            registry = str(self.entry.image.get("registry") or registry_of(remote))
+        # A registry image, or an existing image named by --use-image / MAD_CONTAINER_IMAGE, can be pulled.
+        pullable = remote or (local if self.entry.image.get("local_image") is True else "")
+        if pullable:
+            registry = str(self.entry.image.get("registry") or registry_of(pullable))
             auth = registry_auth(self.creds, registry) if registry else None
-            self.reporter.info(f"pulling {remote}")
-            images.pull(remote, auth, lambda _text: None)
-            return remote
+            self.reporter.info(f"pulling {pullable}")
+            images.pull(pullable, auth, lambda _text: None)
+            return pullable
         raise RunError(
             f"image {local} not found on this host", hint="build it first (madengine build) or push it with --registry"
         )
@@ -270,6 +272,8 @@ class ModelRun:
         script_dir, prefix = containers.script_command(scripts)
         if not os.path.isdir(os.path.join(self.root, script_dir)):
             raise RunError(f"model '{name}': script directory {script_dir} not found in {self.root}")
+        if model.get("url"):
+            raise RunError(f"model '{name}': cloning its 'url' into the container is not supported yet")
         command = prefix + containers.split_args(str(model.get("args") or ""), name)
         gpu_ids = self.select_gpus()
         env = self.environment(len(gpu_ids))
@@ -323,6 +327,9 @@ class ModelRun:
         }
         if model.get("multiple_results"):
             env["MAD_OUTPUT_CSV"] = str(model["multiple_results"])
+        if model.get("data"):
+            env["MAD_DATANAME"] = str(model["data"])
+            self.reporter.warn(f"{model['name']}: data providers are not supported yet; running without data mounts")
         if host.gpu_vendor == "AMD":
             env["ROCM_PATH"] = self.container_rocm_path()
         cred = model.get("cred")
