@@ -272,3 +272,18 @@ def test_gpu_architecture(text, args, expected):
 )
 def test_gpu_architecture_without_a_default_is_absent(text):
     assert dockerfiles.gpu_architecture(text, {}) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "expected"),
+    [
+        ("ARG MAD_SYSTEM_GPU_ARCHITECTURE\nFROM x\n", {}, True),
+        ("ARG MAD_SYSTEM_GPU_ARCHITECTURE=\nFROM x\n", {}, True),
+        ('ARG MAD_SYSTEM_GPU_ARCHITECTURE=""\nFROM x\n', {}, True),
+        ("ARG MAD_SYSTEM_GPU_ARCHITECTURE=gfx942\nFROM x\n", {}, False),
+        ("ARG MAD_SYSTEM_GPU_ARCHITECTURE\nFROM x\n", {"MAD_SYSTEM_GPU_ARCHITECTURE": "gfx90a"}, False),
+        ("FROM x\n", {}, False),
+    ],
+)
+def test_needs_gpu_architecture(text, args, expected):
+    assert dockerfiles.needs_gpu_architecture(text, args) is expected

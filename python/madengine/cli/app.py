@@ -141,7 +141,6 @@ def build(
     with errors_as_messages(verbose):
         buildmod, _, _, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
-        vendor = ctx.get("gpu_vendor") or workflow.host_facts(ctx).gpu_vendor
         options = buildmod.BuildOptions(
             tags=tags,
             context=ctx,
@@ -149,7 +148,6 @@ def build(
             clean_docker_cache=clean_docker_cache,
             manifest_output=manifest_output,
             live_output=live_output,
-            default_vendor=vendor,
             batch_manifest=batch_manifest,
             use_image=use_image,
         )

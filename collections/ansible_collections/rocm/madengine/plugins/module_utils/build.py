@@ -174,6 +174,11 @@ def _build_one(
     build_args = {**user_args, **secrets, **cred_args}
     secret_names = sorted(set(secrets) | set(cred_args))
     base = dockerfiles.base_docker(text, build_args)
+    if dockerfiles.needs_gpu_architecture(text, build_args):
+        reporter.warn(
+            f"{dockerfile} declares ARG MAD_SYSTEM_GPU_ARCHITECTURE without a default; pass it with "
+            """-c '{"docker_build_arg": {"MAD_SYSTEM_GPU_ARCHITECTURE": "gfx942"}}'"""
+        )
     context_dir = os.path.normpath(os.path.join(root, dockerfiles.build_context_dir(model)))
     if not os.path.isdir(context_dir):
         raise BuildError(f"model '{name}': build context {context_dir} is not a directory")

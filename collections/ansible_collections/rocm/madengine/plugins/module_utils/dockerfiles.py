@@ -133,6 +133,16 @@ def base_docker(text: str, build_args: Mapping[str, str]) -> str:
     return ",".join(_BASE_LINE.findall(text))
 
 
+_ARCH_WITHOUT_DEFAULT = re.compile(
+    r"^[ \t]*ARG[ \t]+MAD_SYSTEM_GPU_ARCHITECTURE[ \t]*(?:=[ \t]*[\"']{0,2})?[ \t]*$", re.M
+)
+
+
+def needs_gpu_architecture(text: str, build_args: Mapping[str, str]) -> bool:
+    """The Dockerfile declares MAD_SYSTEM_GPU_ARCHITECTURE without a default and no value is given."""
+    return not build_args.get("MAD_SYSTEM_GPU_ARCHITECTURE") and bool(_ARCH_WITHOUT_DEFAULT.search(text))
+
+
 def gpu_architecture(text: str, build_args: Mapping[str, str]) -> str:
     if build_args.get("MAD_SYSTEM_GPU_ARCHITECTURE"):
         return build_args["MAD_SYSTEM_GPU_ARCHITECTURE"]

@@ -49,6 +49,8 @@ def run_summary(outcome: RunOutcome) -> Dict[str, Any]:
 
 
 def do_build(root: str, options: BuildOptions, reporter: Optional[Reporter] = None) -> WorkflowResult:
+    """Build for the vendor the context names, else for this host's (a CPU host builds CPU images)."""
+    options.default_vendor = str(options.context.get("gpu_vendor") or host_facts(options.context).gpu_vendor)
     outcome = build_models(root, options, reporter)
     return WorkflowResult(build=outcome, summary=build_summary(outcome))
 
@@ -67,6 +69,10 @@ def do_build_and_run(
 ) -> WorkflowResult:
     host = host_facts(options.context)
     build_options.default_vendor = host.gpu_vendor
+    build_args = dict(build_options.context.get("docker_build_arg") or {})
+    if host.gpu_vendor == "AMD" and host.gpu_architecture and "MAD_SYSTEM_GPU_ARCHITECTURE" not in build_args:
+        build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = host.gpu_architecture
+        build_options.context = {**build_options.context, "docker_build_arg": build_args}
     built = build_models(root, build_options, reporter)
     outcome = RunOutcome()
     rows = failed_build_rows(built.failures, built.models, host, options.context, options.run_id)
