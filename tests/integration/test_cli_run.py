@@ -288,3 +288,16 @@ def test_use_image_and_batch_manifest(mad_package: Path) -> None:
     assert set(data["built_images"]) == {"ci-dummy2_dummy.ubuntu.cpu", "ci-dummy_dummy.ubuntu.cpu"}
     skipped = data["built_images"]["ci-dummy_dummy.ubuntu.cpu"]
     assert skipped["build_command"].startswith("# Skipped build for dummy")
+
+
+def test_live_output_streams_build_and_model_output(mad_package: Path) -> None:
+    quiet = madengine(mad_package, "run", "--tags", "dummy")
+    assert quiet.rc == 0, quiet.output
+    assert "performance:" not in quiet.stdout and "ARG BASE_DOCKER=" not in quiet.stdout
+    (mad_package / "docker" / "force-rebuild.txt").write_text("x")
+    live = madengine(mad_package, "run", "--tags", "dummy", "--live-output")
+    assert live.rc == 0, live.output
+    assert "ARG BASE_DOCKER=" in live.stdout
+    assert "performance: " in live.stdout
+    combined = (mad_package / "dummy_dummy.ubuntu.cpu.live.log").read_text()
+    assert "ARG BASE_DOCKER=" in combined and "RUN PHASE LOG" in combined and "performance: " in combined

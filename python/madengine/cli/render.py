@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any, Dict, List, Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Logs and CI output are not terminals: give tables room there instead of Rich's 80 columns.
+_WIDTH = None if os.environ.get("COLUMNS") or sys.stdout.isatty() else 160
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 STATUS_STYLE = {"SUCCESS": "green", "FAILURE": "red", "SKIPPED": "yellow", "BUILT": "green", "CACHED": "cyan"}
 

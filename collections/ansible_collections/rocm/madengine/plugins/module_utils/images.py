@@ -182,9 +182,13 @@ def pull(ref: str, auth: Optional[RegistryAuth], log: LineSink) -> str:
 
 
 def repo_digest(ref: str, record: Optional[Mapping[str, Any]] = None) -> str:
-    """The registry digest of a local image (repo@sha256:...) when it has one, else its image id."""
+    """`repo@sha256:...` when the image was pulled from or pushed to `ref`'s repository, else its image id
+    (a digest under another repository name would describe a different reference)."""
     record = record if record is not None else dockerapi.inspect_image(ref)
     if not record:
         return ""
-    digests = record.get("RepoDigests") or []
-    return str(digests[0]) if digests else str(record.get("Id", ""))
+    wanted = repository(ref)
+    for digest in record.get("RepoDigests") or []:
+        if str(digest).split("@", 1)[0] == wanted:
+            return str(digest)
+    return str(record.get("Id", ""))

@@ -86,6 +86,7 @@ def do_build_and_run(
         for row in rows:
             outcome.record([row], row["model"], "", 0.0)
     run_entries(root, built.manifest, host, options, reporter, outcome)
+    write_combined_logs(root, built.manifest)
     result = WorkflowResult(build=built, run=outcome, host=host)
     result.summary = {
         "build_phase": build_summary(built),
@@ -93,6 +94,24 @@ def do_build_and_run(
         "overall_success": result.exit_code == EXIT_SUCCESS,
     }
     return result
+
+
+def write_combined_logs(root: str, data: Mapping[str, Any]) -> None:
+    """<base>.live.log = build log + a banner + run log, for tools that read the original's combined log."""
+    banner = "\n" + "=" * 80 + "\nRUN PHASE LOG\n" + "=" * 80 + "\n\n"
+    for record in (data.get("built_images") or {}).values():
+        build_log = str(record.get("log_file") or "")
+        if not build_log.endswith(".build.live.log"):
+            continue
+        base = build_log[: -len(".build.live.log")]
+        build_path, run_path = os.path.join(root, build_log), os.path.join(root, base + ".run.live.log")
+        if os.path.isfile(build_path) and os.path.isfile(run_path):
+            with open(os.path.join(root, base + ".live.log"), "w", encoding="utf-8") as out:
+                for index, path in enumerate((build_path, run_path)):
+                    with open(path, encoding="utf-8", errors="replace") as part:
+                        out.write(part.read())
+                    if index == 0:
+                        out.write(banner)
 
 
 def write_summary(path: str, summary: Mapping[str, Any]) -> None:
