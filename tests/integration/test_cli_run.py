@@ -301,3 +301,13 @@ def test_live_output_streams_build_and_model_output(mad_package: Path) -> None:
     assert "performance: " in live.stdout
     combined = (mad_package / "dummy_dummy.ubuntu.cpu.live.log").read_text()
     assert "ARG BASE_DOCKER=" in combined and "RUN PHASE LOG" in combined and "performance: " in combined
+
+
+def test_target_archs_build_one_image_per_architecture(mad_package: Path) -> None:
+    result = madengine(mad_package, "build", "--tags", "dummy", "-c", '{"gpu_vendor": "AMD"}', "-a", "gfx90a,MI300X")
+    assert result.rc == 0, result.output
+    data = manifest(mad_package)
+    assert set(data["built_images"]) == {"ci-dummy_dummy.ubuntu.amd_gfx90a", "ci-dummy_dummy.ubuntu.amd_gfx942"}
+    assert data["built_images"]["ci-dummy_dummy.ubuntu.amd_gfx942"]["gpu_architecture"] == "gfx942"
+    assert (mad_package / "dummy_dummy.ubuntu.amd_gfx90a.build.live.log").is_file()
+    assert (mad_package / "dummy_dummy.ubuntu.amd_gfx942.build.live.log").is_file()

@@ -132,6 +132,12 @@ def build(
     batch_manifest: Optional[str] = typer.Option(
         None, "--batch-manifest", help="JSON list of {model_name, build_new, registry, registry_image}."
     ),
+    target_archs: List[str] = typer.Option(
+        [],
+        "--target-archs",
+        "-a",
+        help="Build one image per GPU architecture (gfx942, MI300X...); repeat or comma-separate.",
+    ),
     use_image: Optional[str] = typer.Option(
         None, "--use-image", help="Run the selected models in this existing image ('auto': their DOCKER_IMAGE_NAME)."
     ),
@@ -150,6 +156,7 @@ def build(
             live_output=live_output,
             batch_manifest=batch_manifest,
             use_image=use_image,
+            target_archs=target_archs,
         )
         result = workflow.do_build(".", options, CliReporter())
         render.build_table(result.build.successes, result.build.failures)

@@ -29,6 +29,7 @@ class BuildOptions:
     check_only: bool = False
     batch_manifest: Optional[str] = None
     use_image: Optional[str] = None
+    target_archs: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
         registry_image(creds, options.registry, "probe")  # configuration errors surface before any build
         registry_auth(creds, options.registry)
     outcome = BuildOutcome(manifest.new_manifest(ctx, match["gpu_vendor"]), models)
+    archs = target_architectures(options, reporter)
     started = time.monotonic()
     for model in models:
         try:
@@ -104,11 +106,14 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
             reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
             continue
         target = targets.get(model["name"])
-        for dockerfile in selected:
+        for dockerfile, arch in [(d, a) for d in selected for a in archs]:
             try:
-                record = _build_one(root, model, dockerfile, options, creds, reporter, target)
+                record = _build_one(root, model, dockerfile, options, creds, reporter, target, arch)
             except MadengineError as exc:
-                outcome.failures.append({"model": model["name"], "dockerfile": dockerfile, "error": exc.one_line()})
+                failure = {"model": model["name"], "dockerfile": dockerfile, "error": exc.one_line()}
+                if arch:
+                    failure["architecture"] = arch
+                outcome.failures.append(failure)
                 if "push of" in exc.msg:
                     outcome.manifest["summary"]["failed_pushes"].append(
                         {"model": model["name"], "error": exc.one_line()}
@@ -141,6 +146,17 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     return outcome
 
 
+def target_architectures(options: BuildOptions, reporter: Reporter) -> List[Optional[str]]:
+    """[None] for a plain build; one entry per --target-archs value otherwise."""
+    archs: List[Optional[str]] = []
+    for value in options.target_archs:
+        archs.extend(dockerfiles.normalise_arch(a) for a in str(value).split(",") if a.strip())
+    if archs and (options.context.get("docker_build_arg") or {}).get("MAD_SYSTEM_GPU_ARCHITECTURE"):
+        reporter.info("--target-archs ignored: docker_build_arg sets MAD_SYSTEM_GPU_ARCHITECTURE")
+        return [None]
+    return list(dict.fromkeys(archs)) or [None]
+
+
 def _use_image(root: str, options: BuildOptions) -> BuildOutcome:
     if options.registry:
         raise ConfigError("--use-image and --registry cannot be used together")
@@ -163,15 +179,18 @@ def _build_one(
     creds: Mapping[str, Any],
     reporter: Reporter,
     target: Optional[PushTarget],
+    arch: Optional[str] = None,
 ) -> Dict[str, Any]:
     name = model["name"]
-    image = dockerfiles.image_name(name, dockerfile)
+    image = dockerfiles.image_name(name, dockerfile, arch)
     with open(os.path.join(root, dockerfile), encoding="utf-8", errors="replace") as handle:
         text = handle.read()
     user_args = dict(options.context.get("docker_build_arg") or {})
     secrets = secret_env()
     cred_args = credential_build_args(model, creds)
     build_args = {**user_args, **secrets, **cred_args}
+    if arch:
+        build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = arch
     secret_names = sorted(set(secrets) | set(cred_args))
     base = dockerfiles.base_docker(text, build_args)
     if dockerfiles.needs_gpu_architecture(text, build_args):
@@ -182,7 +201,7 @@ def _build_one(
     context_dir = os.path.normpath(os.path.join(root, dockerfiles.build_context_dir(model)))
     if not os.path.isdir(context_dir):
         raise BuildError(f"model '{name}': build context {context_dir} is not a directory")
-    log_name = dockerfiles.build_log_name(name, dockerfile)
+    log_name = dockerfiles.build_log_name(name, dockerfile, arch)
     request = images.BuildRequest(
         image=image,
         dockerfile=os.path.join(root, dockerfile),

@@ -191,10 +191,6 @@ def run_container(
     then the container stays running after the model ends)."""
     client = dockerapi.client()
     not_found = dockerapi.not_found_error()
-    try:
-        client.api.remove_container(plan.name, force=True)
-    except not_found:
-        pass
     command = ["sh", "-c", KEEP_ALIVE_WRAPPER, "madengine-model"] + plan.command if keep else plan.command
     host_config = client.api.create_host_config(
         binds=plan.binds,
@@ -210,8 +206,9 @@ def run_container(
         ulimits=[_ulimit(u) for u in plan.ulimits] or None,
         privileged=plan.privileged,
     )
-    try:
-        created = client.api.create_container(
+
+    def create() -> Any:
+        return client.api.create_container(
             plan.image,
             command=command,
             name=plan.name,
@@ -222,6 +219,15 @@ def run_container(
             host_config=host_config,
             entrypoint=[],
         )
+
+    try:
+        try:
+            created = create()
+        except dockerapi.api_error() as exc:
+            if getattr(exc, "status_code", None) != 409:  # a leftover container of the same name
+                raise
+            client.api.remove_container(plan.name, force=True)
+            created = create()
     except dockerapi.api_error() as exc:
         raise RunError(f"cannot create container for {plan.image}: {dockerapi.short_error(exc)}") from None
     container_id = created["Id"]

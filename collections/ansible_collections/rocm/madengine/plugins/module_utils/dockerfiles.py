@@ -138,6 +138,29 @@ _ARCH_WITHOUT_DEFAULT = re.compile(
 )
 
 
+ARCH_ALIASES = {
+    "mi100": "gfx908",
+    "mi200": "gfx90a",
+    "mi210": "gfx90a",
+    "mi250": "gfx90a",
+    "mi250x": "gfx90a",
+    "mi300": "gfx940",
+    "mi300a": "gfx940",
+    "mi300x": "gfx942",
+    "mi325x": "gfx942",
+    "mi350x": "gfx950",
+    "mi355x": "gfx950",
+}
+
+
+def normalise_arch(name: str) -> str:
+    """`MI300X` -> `gfx942`; gfx names and anything unknown are kept (lower-cased gfx)."""
+    key = name.strip().lower()
+    if key.startswith("gfx"):
+        return key
+    return ARCH_ALIASES.get(key, name.strip())
+
+
 def needs_gpu_architecture(text: str, build_args: Mapping[str, str]) -> bool:
     """The Dockerfile declares MAD_SYSTEM_GPU_ARCHITECTURE without a default and no value is given."""
     return not build_args.get("MAD_SYSTEM_GPU_ARCHITECTURE") and bool(_ARCH_WITHOUT_DEFAULT.search(text))

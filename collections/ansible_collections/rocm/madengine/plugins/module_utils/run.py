@@ -31,6 +31,7 @@ BUILD_FAILED, IMAGE_MISSING, VENDOR_MISMATCH, SETUP_FAILED = (
     "SETUP_FAILED",
 )
 SKIP_GPU_ARCH, SKIP_MODEL_RUN, MANIFEST_ERROR = "SKIP_GPU_ARCH", "SKIP_MODEL_RUN", "MANIFEST_ERROR"
+ARCH_MISMATCH = "ARCH_MISMATCH"
 
 
 @dataclass
@@ -201,6 +202,7 @@ class ModelRun:
         self.row = base_row(self.model, entry.image, host, self.ctx, self.image, options.run_id)
         self.log_path = ""
         self.duration = 0.0
+        self.image_record: Optional[Dict[str, Any]] = None
 
     def fail(self, reason: str, message: str) -> List[Dict[str, Any]]:
         self.row.update(status=STATUS_FAILURE, failure_reason=reason)
@@ -220,6 +222,12 @@ class ModelRun:
             return self.fail(
                 VENDOR_MISMATCH,
                 f"image {self.image} was built for {image_vendor} GPUs but this host is {self.host.gpu_vendor}",
+            )
+        image_arch = str(self.entry.image.get("gpu_architecture") or "")
+        host_arch = self.host.short_arch()
+        if self.host.gpu_vendor == "AMD" and image_arch.startswith("gfx") and host_arch and image_arch != host_arch:
+            return self.fail(
+                ARCH_MISMATCH, f"image {self.image} was built for {image_arch} but this host has {host_arch}"
             )
         try:
             self.image = self.resolve_image()
@@ -249,7 +257,9 @@ class ModelRun:
         local = self.entry.local_name
         remote = self.entry.registry_image
         for candidate in (remote, local):
-            if candidate and dockerapi.inspect_image(candidate):
+            record = dockerapi.inspect_image(candidate) if candidate else None
+            if record:
+                self.image_record = record
                 return candidate
         # A registry image, or an existing image named by --use-image / MAD_CONTAINER_IMAGE, can be pulled.
         pullable = remote or (local if self.entry.image.get("local_image") is True else "")
@@ -352,7 +362,7 @@ class ModelRun:
         user = (self.ctx.get("docker_env_vars") or {}).get("ROCM_PATH")
         if user:
             return user
-        record = dockerapi.inspect_image(self.image) or {}
+        record = self.image_record or dockerapi.inspect_image(self.image) or {}
         for item in (record.get("Config") or {}).get("Env") or []:
             key, _, value = item.partition("=")
             if key in ("ROCM_PATH", "ROCM_HOME") and value:
@@ -422,7 +432,7 @@ class ModelRun:
         row = self.row
         row["test_duration"] = f"{outcome.duration:.3f}"
         row["exit_code"] = "" if outcome.exit_code is None else str(outcome.exit_code)
-        record = dockerapi.inspect_image(self.image)
+        record = self.image_record or dockerapi.inspect_image(self.image)
         row["image_digest"] = row["image_digest"] or images.repo_digest(self.image, record)
         scan = perf.ScanConfig.from_settings(self.model, self.ctx)
         error = perf.find_error_pattern(outcome.output, scan)
