@@ -30,6 +30,8 @@ class BuildOptions:
     batch_manifest: Optional[str] = None
     use_image: Optional[str] = None
     target_archs: Sequence[str] = ()
+    # Credentials given by a caller (e.g. an Ansible module's no_log options), merged over credential.json.
+    extra_credentials: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     targets = {e.model_name: PushTarget(e.registry, e.registry_image) for e in batch if e.build_new}
     models = select_models(tags, discover(root)) if tags else []
     match = dockerfile_match_context(ctx, root, options.default_vendor)
-    creds = load_credentials(root)
+    creds = {**load_credentials(root), **options.extra_credentials}
     if options.registry:
         registry_image(creds, options.registry, "probe")  # configuration errors surface before any build
         registry_auth(creds, options.registry)

@@ -47,6 +47,7 @@ class RunOptions:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     container_suffix: str = ""
     write_perf: bool = True
+    extra_credentials: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -501,7 +502,7 @@ def run_entries(
     reporter = reporter or Reporter()
     outcome = outcome or RunOutcome()
     root = os.path.abspath(root)
-    creds = load_credentials(root)
+    creds = {**load_credentials(root), **options.extra_credentials}
     for entry in entries(manifest):
         job = ModelRun(root, entry, host, options, creds, reporter)
         rows = job.execute()
