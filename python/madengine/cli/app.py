@@ -12,8 +12,10 @@ import typer
 
 from ansible_collections.rocm.madengine.plugins.module_utils import context as ctxmod
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import (
+    EXIT_BUILD_FAILURE,
     EXIT_FAILURE,
     EXIT_INVALID_ARGS,
+    EXIT_RUN_FAILURE,
     ConfigError,
     MadengineError,
 )
@@ -37,6 +39,13 @@ VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show tracebacks and mo
 LiveOpt = typer.Option(False, "--live-output", "-l", help="Stream build and model output to the terminal.")
 SummaryOpt = typer.Option(None, "--summary-output", "-s", help="Write a JSON summary to this file.")
 RegistryOpt = typer.Option(None, "--registry", "-r", help="Push built images to this registry (host[:port]).")
+InventoryOpt = typer.Option(
+    None,
+    "--inventory",
+    "-i",
+    help="Ansible inventory: run on its madengine_gpu hosts through the rocm.madengine playbooks.",
+)
+LimitOpt = typer.Option(None, "--limit", help="With --inventory: only these hosts (Ansible --limit pattern).")
 
 
 class CliReporter(Reporter):
@@ -141,12 +150,30 @@ def build(
     use_image: Optional[str] = typer.Option(
         None, "--use-image", help="Run the selected models in this existing image ('auto': their DOCKER_IMAGE_NAME)."
     ),
+    inventory: Optional[str] = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Build the selected models' images (and push them with --registry); write build_manifest.json."""
     with errors_as_messages(verbose):
         buildmod, _, _, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
+        if inventory:
+            raise typer.Exit(
+                _fleet(
+                    "build",
+                    inventory,
+                    limit,
+                    verbose,
+                    ctx,
+                    "",
+                    tags=tags,
+                    registry=registry,
+                    timeout=-1,
+                    manifest=manifest_output,
+                    output="perf.csv",
+                )
+            )
         options = buildmod.BuildOptions(
             tags=tags,
             context=ctx,
@@ -189,6 +216,8 @@ def run(
     ),
     ignore_deprecated: bool = typer.Option(False, "--ignore-deprecated", help="Accepted for compatibility; no effect."),
     cleanup_perf: bool = typer.Option(False, "--cleanup-perf", help="Remove perf_entry.* files after the run."),
+    inventory: Optional[str] = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Build (unless --manifest-file) and run the selected models; append their rows to perf.csv."""
@@ -208,6 +237,21 @@ def run(
         if timeout < -1:
             raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
         reporter = CliReporter()
+        if inventory:
+            code = _fleet(
+                "run-only" if manifest_file else "run",
+                inventory,
+                limit,
+                verbose,
+                ctx,
+                options.run_id,
+                tags=tags,
+                registry=registry,
+                timeout=timeout,
+                manifest=manifest_file or manifest_output,
+                output=output,
+            )
+            raise typer.Exit(code)
         if manifest_file:
             if tags:
                 reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
@@ -242,6 +286,51 @@ def run(
 
 # Typer's usage errors are click's UsageError (vendored in recent Typer); found through BadParameter's bases.
 UsageError: Type[Exception] = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+def _fleet(
+    command: str,
+    inventory: str,
+    limit: Optional[str],
+    verbose: bool,
+    ctx: dict,
+    run_id: str,
+    *,
+    tags: List[str],
+    registry: Optional[str],
+    timeout: int,
+    manifest: str,
+    output: str,
+) -> int:
+    """Run a rocm.madengine playbook over an inventory and render the merged rows of this run."""
+    from ansible_collections.rocm.madengine.plugins.module_utils import perfcsv
+    from madengine.cli import fleet
+
+    if command == "run" and not tags:
+        raise ConfigError("nothing to run", hint="pass --tags (or --manifest-file) with --inventory")
+    cwd = os.getcwd()
+    extravars = {
+        "madengine_tags": list(tags),
+        "madengine_additional_context": ctx,
+        "madengine_timeout": timeout,
+        "madengine_package_dir": cwd,
+        "madengine_output_dir": cwd,
+        "madengine_manifest": manifest,
+        "madengine_run_id": run_id,
+        "madengine_aggregate_perf_csv": os.path.join(cwd, output),
+    }
+    if registry:
+        extravars["madengine_registry"] = registry
+    outcome = fleet.run_playbook(command, inventory, extravars, limit=limit, verbose=verbose)
+    rows = [r for r in perfcsv.read_rows(os.path.join(cwd, output)) if r.get("run_id") == run_id]
+    if rows:
+        render.perf_table(rows, title=f"Performance (run {run_id}, {inventory}, rows appended to {output})")
+    if any(r.get("status") == "FAILURE" for r in rows):
+        return EXIT_RUN_FAILURE
+    if outcome["rc"] != 0:
+        render.error_line(f"the playbook failed (status {outcome['status']}); see the output above")
+        return EXIT_BUILD_FAILURE if not rows and command != "run-only" else EXIT_FAILURE
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> None:

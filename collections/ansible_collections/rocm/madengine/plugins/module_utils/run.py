@@ -48,6 +48,7 @@ class RunOptions:
     container_suffix: str = ""
     write_perf: bool = True
     extra_credentials: Mapping[str, Any] = field(default_factory=dict)
+    machine_name: str = ""  # perf rows' machine_name; default: this host's name
 
 
 @dataclass
@@ -92,6 +93,10 @@ def requested_gpus(model: Mapping[str, Any], ctx: Mapping[str, Any]) -> int:
     override = runtime_gpu_override(ctx)
     if override is not None:
         return override
+    if os.environ.get("MAD_DEPLOYMENT_TYPE") == "slurm":
+        for name in ("NPROC_PER_NODE", "GPUS_PER_NODE"):
+            if os.environ.get(name, "").strip().isdigit():
+                return int(os.environ[name])
     for key in ("gpus_per_node", "gpu_count", "n_gpus", "num_gpus", "ngpus"):
         if model.get(key) not in (None, ""):
             try:
@@ -201,6 +206,8 @@ class ModelRun:
             self.model["args"] = self.ctx["model_args"]
         self.image = entry.registry_image or entry.local_name
         self.row = base_row(self.model, entry.image, host, self.ctx, self.image, options.run_id)
+        if options.machine_name:
+            self.row["machine_name"] = options.machine_name
         self.log_path = ""
         self.duration = 0.0
         self.image_record: Optional[Dict[str, Any]] = None
@@ -213,11 +220,6 @@ class ModelRun:
     def execute(self) -> List[Dict[str, Any]]:
         if self.entry.model is None:
             return self.fail(MANIFEST_ERROR, f"manifest entry '{self.entry.key}' has no built_models record")
-        skip = self.skip_reason()
-        if skip:
-            self.row.update(status=STATUS_SKIPPED, failure_reason=SKIP_GPU_ARCH)
-            self.reporter.info(skip)
-            return [self.row]
         image_vendor = str(self.entry.image.get("gpu_vendor") or "")
         if image_vendor and image_vendor != self.host.gpu_vendor:
             return self.fail(
@@ -230,6 +232,11 @@ class ModelRun:
             return self.fail(
                 ARCH_MISMATCH, f"image {self.image} was built for {image_arch} but this host has {host_arch}"
             )
+        skip = self.skip_reason()
+        if skip:
+            self.row.update(status=STATUS_SKIPPED, failure_reason=SKIP_GPU_ARCH)
+            self.reporter.info(skip)
+            return [self.row]
         try:
             self.image = self.resolve_image()
         except MadengineError as exc:
@@ -312,12 +319,21 @@ class ModelRun:
         if self.host.gpu_vendor == "CPU":
             return []
         available = parse_gpu_list(self.ctx.get("docker_gpus") or self.host.docker_gpus())
+        name = self.model["name"]
+        beyond = [g for g in available if g >= self.host.ngpus]
+        if beyond:
+            raise RunError(
+                f"model '{name}': docker_gpus names GPU {beyond[0]} but this host has {self.host.ngpus} GPUs "
+                f"(0-{self.host.ngpus - 1})"
+            )
         wanted = requested_gpus(self.model, self.ctx)
         if wanted == -1:
             return available
-        if wanted > len(available) or wanted > self.host.ngpus:
+        if wanted < -1:
+            raise RunError(f"model '{name}': {wanted} GPUs requested; use a count or -1 for all")
+        if wanted > len(available):
             raise RunError(
-                f"model '{self.model['name']}': {wanted} GPUs requested but only {len(available)} available "
+                f"model '{name}': {wanted} GPUs requested but only {len(available)} available "
                 f"(docker_gpus {self.ctx.get('docker_gpus') or self.host.docker_gpus()})"
             )
         return available[:wanted]
@@ -368,6 +384,10 @@ class ModelRun:
             key, _, value = item.partition("=")
             if key in ("ROCM_PATH", "ROCM_HOME") and value:
                 return value
+        self.reporter.warn(
+            f"{self.model['name']}: image {self.image} sets no ROCM_PATH; using /opt/rocm "
+            """(pin it with -c '{"docker_env_vars": {"ROCM_PATH": "..."}}')"""
+        )
         return "/opt/rocm"
 
     def vendor_options(self, plan: containers.ContainerPlan, gpu_ids: List[int]) -> None:
