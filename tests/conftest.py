@@ -19,7 +19,7 @@ from typing import Dict, Iterator
 import docker
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_MAD = REPO_ROOT / "tests" / "fixtures" / "mad"
 SETUP_HINT = "run `bash scripts/setup-infra.sh` (as root) first"
 
