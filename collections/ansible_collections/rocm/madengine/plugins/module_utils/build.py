@@ -213,16 +213,19 @@ def _build_one(
         labels={images.MODEL_LABEL: name},
         no_cache=options.clean_docker_cache,
     )
-    with open(os.path.join(root, log_name), "w", encoding="utf-8") as log:
+    if options.check_only:  # predict from the content hash; touch nothing
+        result = images.build(request, base, lambda _text: None, check_only=True)
+    else:
+        with open(os.path.join(root, log_name), "w", encoding="utf-8") as log:
 
-        def sink(text: str) -> None:
-            log.write(text)
-            if options.live_output:
-                reporter.live(text)
+            def sink(text: str) -> None:
+                log.write(text)
+                if options.live_output:
+                    reporter.live(text)
 
-        result = images.build(request, base, sink, check_only=options.check_only)
-        if result.cached:
-            sink(f"Image {image} is up to date (content hash {result.content_hash}); not rebuilt.\n")
+            result = images.build(request, base, sink)
+            if result.cached:
+                sink(f"Image {image} is up to date (content hash {result.content_hash}); not rebuilt.\n")
     record: Dict[str, Any] = {
         "model": name,
         "docker_image": image,

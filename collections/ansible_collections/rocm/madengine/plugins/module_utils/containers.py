@@ -134,8 +134,8 @@ def apply_run_options(plan: ContainerPlan, options: str, model_name: str) -> Non
         elif flag == "--security-opt":
             plan.security_opt.append(value())
         elif flag in ("-e", "--env"):
-            key, _, val = value().partition("=")
-            plan.environment[key] = val if _ else os.environ.get(key, "")
+            key, sep, val = value().partition("=")
+            plan.environment[key] = val if sep else os.environ.get(key, "")
         elif flag in ("-v", "--volume"):
             parts = value().split(":")
             if len(parts) < 2:
@@ -149,8 +149,8 @@ def apply_run_options(plan: ContainerPlan, options: str, model_name: str) -> Non
             plan.privileged = word.split("=", 1)[1].lower() != "false" if "=" in word else True
         elif flag == "--ulimit":
             spec = value()
-            name, _, limits = spec.partition("=")
-            soft, _, hard = limits.partition(":")
+            name, _sep, limits = spec.partition("=")
+            soft, _sep, hard = limits.partition(":")
             try:
                 plan.ulimits.append({"name": name, "soft": _limit(soft), "hard": _limit(hard or soft)})
             except ValueError:

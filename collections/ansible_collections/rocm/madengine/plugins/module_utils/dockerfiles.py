@@ -29,7 +29,7 @@ def candidates(root: str, prefix: str) -> List[str]:
 def read_context_header(root: str, dockerfile: str) -> Optional[Dict[str, Any]]:
     """The `# CONTEXT {...}` dict of the first 5 lines; None when there is no such line."""
     with open(os.path.join(root, dockerfile), encoding="utf-8", errors="replace") as handle:
-        for _ in range(HEADER_LINES):
+        for _line_number in range(HEADER_LINES):
             line = handle.readline()
             if not line:
                 break

@@ -252,7 +252,7 @@ def parse_amd_smi_list_json_render(text: str) -> list[int]:
             minor = _render_minor(match.group(1)) if match else None
             if minor is not None:
                 pairs.append((gpu, minor))
-    return [minor for _, minor in sorted(pairs)]
+    return [minor for _node, minor in sorted(pairs)]
 
 
 def _render_minor(value: Any) -> Optional[int]:
@@ -385,7 +385,7 @@ def resolve_rocm_path(
         for var in ("ROCM_PATH", "ROCM_HOME", "HIP_PATH"):
             value = str(env.get(var) or "").strip()
             path = value
-            for _ in range(5):
+            for _level in range(5):
                 if not path or path == os.path.dirname(path):
                     break
                 candidates.append(path)
@@ -622,7 +622,7 @@ def _render_devices(
         gpu_nodes = amd_smi_gpu_nodes(rows or [])
         if gpu_nodes and all(node in by_node for node in gpu_nodes.values()):
             return tuple(by_node[gpu_nodes[gpu]] for gpu in sorted(gpu_nodes))
-        return tuple(minor for _, minor in kfd)
+        return tuple(minor for _node, minor in kfd)
     if amd_smi is not None:
         out = probe.stdout([amd_smi, "list", "-e", "--json"])
         if out is not None:

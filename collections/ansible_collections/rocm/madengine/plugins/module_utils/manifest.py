@@ -39,7 +39,7 @@ def deployment_config(ctx: Mapping[str, Any]) -> Dict[str, Any]:
     env_vars = dict(ctx.get("env_vars") or {})
     env_vars.pop("MIOPEN_USER_DB_PATH", None)
     config["env_vars"] = env_vars
-    config["debug"] = bool(ctx.get("debug") or False)
+    config["debug"] = bool(ctx.get("debug"))
     return config
 
 

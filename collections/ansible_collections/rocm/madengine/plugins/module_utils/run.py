@@ -381,7 +381,7 @@ class ModelRun:
             return user
         record = self.image_record or dockerapi.inspect_image(self.image) or {}
         for item in (record.get("Config") or {}).get("Env") or []:
-            key, _, value = item.partition("=")
+            key, _sep, value = item.partition("=")
             if key in ("ROCM_PATH", "ROCM_HOME") and value:
                 return value
         self.reporter.warn(
@@ -408,7 +408,7 @@ class ModelRun:
             plan.gpu_ids = list(gpu_ids)
 
     def prepare_run_directory(self) -> str:
-        script_dir, _ = containers.script_command(str(self.model["scripts"]))
+        script_dir = containers.script_command(str(self.model["scripts"]))[0]
         run_dir = os.path.join(self.root, containers.RUN_DIRECTORY)
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(os.path.join(self.root, script_dir), run_dir, symlinks=False)

@@ -1,0 +1,340 @@
+#!/usr/bin/python
+# Copyright (c) 2026, madengine developers
+# MIT License (see LICENSE or https://opensource.org/licenses/MIT)
+# SPDX-License-Identifier: MIT
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: run_model
+short_description: Run the models of a build manifest in containers and collect their performance rows
+version_added: 0.1.0
+description:
+  - Runs every image of a build manifest (written by M(rocm.madengine.docker_build_model)) on the target's Docker
+    engine, one container per model, like C(madengine run --manifest-file). Nothing is built; an image the
+    target lacks is pulled from its registry.
+  - >-
+    Each model's output is parsed for C(performance: <value> <metric>) (or its C(multiple_results) CSV); every
+    attempted model ends as at least one row with a status (V(SUCCESS), V(FAILURE), V(SKIPPED)) and, when it
+    failed, a C(failure_reason) (V(NO_METRIC), V(TIMEOUT), V(EXIT_CODE), V(ERROR_PATTERN), V(IMAGE_MISSING),
+    V(VENDOR_MISMATCH), ...). A run without a metric fails.
+  - The rows are appended to O(output) and written to C(perf_entry.json) and C(perf_entry.csv) in
+    O(package_dir); each model's output goes to C(<model>_<dockerfile>.run.live.log) there. The task returns the
+    rows, the log paths and short log tails, never whole logs.
+  - Not idempotent, like running a command; every run appends rows. Containers are removed after each model
+    unless O(keep_alive=true).
+author:
+  - madengine developers (!UNKNOWN)
+extends_documentation_fragment:
+  - rocm.madengine.common
+  - rocm.madengine.common.actiongroup
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: none
+    details:
+      - Whether a model succeeds cannot be predicted without running it; the task is skipped in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation
+      indicates no change.
+    support: N/A
+    details:
+      - Every invocation runs the models again (like M(community.docker.docker_container_exec)).
+options:
+  manifest_file:
+    description:
+      - The build manifest whose images run, relative to O(package_dir).
+    type: str
+    default: build_manifest.json
+  timeout:
+    description:
+      - Seconds each model may run before its container is killed (a V(TIMEOUT) failure).
+      - V(-1) uses the model's own C(timeout), else 7200 seconds; V(0) means no timeout.
+      - For long runs, also give the task C(async) and C(poll) so that the connection does not time out.
+    type: int
+    default: -1
+  output:
+    description:
+      - The perf CSV to append the rows to, relative to O(package_dir).
+    type: str
+    default: perf.csv
+  keep_alive:
+    description:
+      - Leave each container running (and the model directory in place) after the model ends.
+    type: bool
+    default: false
+  keep_model_dir:
+    description:
+      - Keep C(run_directory) (the copy of the model's scripts) after the run.
+    type: bool
+    default: false
+  skip_model_run:
+    description:
+      - Prepare everything (image, GPUs, environment) but do not start the containers; rows are V(SKIPPED).
+    type: bool
+    default: false
+  disable_skip_gpu_arch:
+    description:
+      - Run models even on the GPU architectures their C(skip_gpu_arch) lists.
+    type: bool
+    default: false
+  container_suffix:
+    description:
+      - Appended to each container name, so that several runs sharing one Docker engine (a fleet of test hosts,
+        parallel jobs) do not collide. The C(rocm.madengine.run) role passes the inventory hostname.
+    type: str
+    default: ""
+  run_id:
+    description:
+      - Written to the C(run_id) column of every row, to tell one run's rows from another's (default a random id).
+      - Give all hosts of one benchmark the same value to merge their rows by it.
+    type: str
+  machine_name:
+    description:
+      - The C(machine_name) of the rows (default the target's host name).
+    type: str
+  registry:
+    description:
+      - The registry whose credentials O(registry_username) and O(registry_password) are, for pulling images
+        the target lacks (overrides the registry's entry in C(credential.json)).
+    type: str
+  registry_username:
+    description:
+      - User name for O(registry).
+    type: str
+  registry_password:
+    description:
+      - Password or token for O(registry_username). Never logged and never returned.
+    type: str
+  log_tail_lines:
+    description:
+      - How many of the last lines of each model's log to return in RV(logs[].log_tail); V(0) returns none.
+    type: int
+    default: 20
+  fail_on_error:
+    description:
+      - Fail the task when any row is a V(FAILURE). With V(false) the task succeeds and the failures are in
+        RV(rows), RV(logs) and RV(summary).
+    type: bool
+    default: true
+requirements:
+  - Python >= 3.9 and the Python C(docker) package (7.0 or later) on the target.
+  - A Docker engine on the target that the connecting user may use; for GPU models, the vendor's driver and
+    tools (C(amd-smi) or C(rocm-smi), C(nvidia-smi)) to detect the GPUs.
+seealso:
+  - module: rocm.madengine.docker_build_model
+  - module: rocm.madengine.parse_perf
+"""
+
+EXAMPLES = r"""
+- name: Run the models of the manifest
+  rocm.madengine.run_model:
+    package_dir: /opt/MAD
+    manifest_file: build_manifest.json
+    timeout: 3600
+  register: madengine_run
+
+- name: Run on every GPU host of a fleet that shares one Docker engine, collecting failures instead of failing
+  rocm.madengine.run_model:
+    package_dir: /opt/MAD
+    additional_context:
+      docker_env_vars:
+        HF_HOME: /data/hf
+    container_suffix: "{{ inventory_hostname }}"
+    machine_name: "{{ inventory_hostname }}"
+    run_id: "{{ madengine_run_id }}"
+    fail_on_error: false
+  async: 7200
+  poll: 30
+  register: madengine_run
+
+- name: Show the failures
+  ansible.builtin.debug:
+    msg: "{{ madengine_run.logs | selectattr('status', 'equalto', 'FAILURE') | list }}"
+"""
+
+RETURN = r"""
+rows:
+  description:
+    - The perf rows of this run, one per model (several for a C(multiple_results) model), keyed by the perf.csv
+      column names (C(model), C(performance), C(metric), C(status), C(failure_reason), C(exit_code),
+      C(docker_image), C(image_digest), C(run_id), ...).
+  returned: success, and when a model failed
+  type: list
+  elements: dict
+  sample:
+    - model: dummy
+      performance: "1234"
+      metric: samples_per_second
+      status: SUCCESS
+      failure_reason: ""
+      run_id: 5f0c2a9d1e3b
+summary:
+  description: Which models succeeded and failed (C(successful_runs), C(failed_runs) lists) and the counts.
+  returned: success, and when a model failed
+  type: dict
+  sample:
+    successful_runs:
+      - model: dummy
+        image: ci-dummy_dummy.ubuntu.cpu
+        status: SUCCESS
+        performance: "1234"
+        duration: 0.61
+        log: /opt/MAD/dummy_dummy.ubuntu.cpu.run.live.log
+    failed_runs: []
+    total_runs: 1
+    session_row_count: 1
+perf_csv:
+  description: The absolute path of the perf CSV the rows were appended to.
+  returned: success, and when a model failed
+  type: str
+  sample: /opt/MAD/perf.csv
+run_id:
+  description: The run id written to the rows.
+  returned: success, and when a model failed
+  type: str
+  sample: 5f0c2a9d1e3b
+logs:
+  description: One entry per model, with its status, its log's path and the last O(log_tail_lines) lines.
+  returned: success, and when a model failed
+  type: list
+  elements: dict
+  contains:
+    model:
+      description: The model name.
+      type: str
+      sample: dummy_exit
+    status:
+      description: V(SUCCESS), V(FAILURE) or V(SKIPPED).
+      type: str
+      sample: FAILURE
+    failure_reason:
+      description: Why the model failed (empty when it did not).
+      type: str
+      sample: EXIT_CODE
+    log_path:
+      description: The absolute path of the model's run log (empty when no container ran).
+      type: str
+      sample: /opt/MAD/dummy_exit_dummy.ubuntu.cpu.run.live.log
+    log_tail:
+      description: The last lines of the log.
+      type: list
+      elements: str
+      sample: ["exiting with 3", "Test Duration: 0.52 seconds"]
+"""
+
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils.perfcsv import STATUS_FAILURE  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions  # noqa: E402
+
+
+def log_entries(summary, lines):
+    entries = []
+    for record in list(summary["successful_runs"]) + list(summary["failed_runs"]):
+        path = str(record.get("log") or "")
+        entries.append(
+            {
+                "model": record["model"],
+                "status": record["status"],
+                "failure_reason": str(record.get("failure_reason") or ""),
+                "log_path": path,
+                "log_tail": glue.log_tail(path, lines),
+            }
+        )
+    return sorted(entries, key=lambda entry: entry["model"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "package_dir": {"type": "path", "required": True},
+            "additional_context": {"type": "dict", "default": {}},
+            "manifest_file": {"type": "str", "default": "build_manifest.json"},
+            "timeout": {"type": "int", "default": -1},
+            "output": {"type": "str", "default": "perf.csv"},
+            "keep_alive": {"type": "bool", "default": False},
+            "keep_model_dir": {"type": "bool", "default": False},
+            "skip_model_run": {"type": "bool", "default": False},
+            "disable_skip_gpu_arch": {"type": "bool", "default": False},
+            "container_suffix": {"type": "str", "default": ""},
+            "run_id": {"type": "str"},
+            "machine_name": {"type": "str"},
+            "registry": {"type": "str"},
+            "registry_username": {"type": "str"},
+            "registry_password": {"type": "str", "no_log": True},
+            "log_tail_lines": {"type": "int", "default": 20},
+            "fail_on_error": {"type": "bool", "default": True},
+        },
+        required_together=[("registry_username", "registry_password")],
+        required_by={"registry_username": "registry"},
+        supports_check_mode=False,
+    )
+    params = module.params
+    if params["timeout"] < -1:
+        module.fail_json(
+            msg=f"timeout: {params['timeout']} is not allowed; use -1 (the model's own), 0 (none) or seconds",
+            option="timeout",
+        )
+    if params["log_tail_lines"] < 0:
+        module.fail_json(msg="log_tail_lines: must be 0 or more", option="log_tail_lines")
+    root = glue.package_root(module)
+    ctx = glue.context_of(module)
+    credentials = {}
+    if params["registry"] and params["registry_username"]:
+        credentials[params["registry"]] = {
+            "username": params["registry_username"],
+            "password": params["registry_password"],
+        }
+    options = RunOptions(
+        context=ctx,
+        timeout=None if params["timeout"] == -1 else params["timeout"],
+        keep_alive=params["keep_alive"],
+        keep_model_dir=params["keep_model_dir"],
+        skip_model_run=params["skip_model_run"],
+        output=params["output"],
+        disable_skip_gpu_arch=params["disable_skip_gpu_arch"],
+        container_suffix=params["container_suffix"],
+        extra_credentials=credentials,
+        machine_name=params["machine_name"] or "",
+    )
+    if params["run_id"]:
+        options.run_id = params["run_id"]
+    result = glue.call_core(
+        module,
+        "",
+        workflow.do_run_manifest,
+        root,
+        params["manifest_file"],
+        options,
+        glue.ModuleReporter(module),
+    )
+    rows = workflow.session_rows(result)
+    outcome = {
+        "changed": any(str(row.get("test_duration") or "") != "" for row in rows),
+        "rows": rows,
+        "summary": result.summary,
+        "perf_csv": os.path.join(root, params["output"]),
+        "run_id": options.run_id,
+        "logs": log_entries(result.summary, params["log_tail_lines"]),
+    }
+    failed = [row for row in rows if row.get("status") == STATUS_FAILURE]
+    if failed and params["fail_on_error"]:
+        shown = ", ".join(f"{row.get('model')} ({row.get('failure_reason') or 'FAILURE'})" for row in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        module.fail_json(
+            msg=f"{len(failed)} of {len(rows)} row(s) failed: {shown}{more}; see logs[].log_tail and logs[].log_path",
+            **outcome,
+        )
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()
