@@ -10,6 +10,7 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import ConfigError
+from .jsonfile import load_json
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXAMPLE = """-c '{"gpu_vendor": "AMD", "docker_env_vars": {"HF_HOME": "/data"}}'"""
@@ -156,20 +157,7 @@ def parse_context_string(text: Optional[str]) -> Dict[str, Any]:
 
 
 def read_context_file(path: str) -> Dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"--additional-context-file {path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"--additional-context-file {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"--additional-context-file {path}: cannot read: {exc.strerror}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"--additional-context-file {path}: must hold a JSON object")
-    return value
+    return load_json(path, f"--additional-context-file {path}", dict)
 
 
 def load_context(text: Optional[str] = None, path: Optional[str] = None) -> Dict[str, Any]:

@@ -5,12 +5,12 @@ Secrets only ever leave this module inside an auth mapping handed to the Docker 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
 from .errors import ConfigError
+from .jsonfile import load_json
 
 DOCKERHUB_ALIASES = ("docker.io", "dockerhub", "index.docker.io", "registry-1.docker.io")
 
@@ -29,13 +29,7 @@ def load_credentials(root: str, environ: Optional[Mapping[str, str]] = None) -> 
     path = os.path.join(root, "credential.json")
     creds: Dict[str, Any] = {}
     if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                creds = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-        if not isinstance(creds, dict):
-            raise ConfigError(f"{path}: must hold a JSON object keyed by credential name")
+        creds = load_json(path, path, dict, hint="credential.json holds an object keyed by credential name")
     if environ.get("MAD_DOCKERHUB_USER") and environ.get("MAD_DOCKERHUB_PASSWORD"):
         hub = {"username": environ["MAD_DOCKERHUB_USER"], "password": environ["MAD_DOCKERHUB_PASSWORD"]}
         if environ.get("MAD_DOCKERHUB_REPO"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import os
 import sys
 import types
@@ -13,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .custom_model import CustomModel
 from .errors import DiscoveryError
+from .jsonfile import load_json
 
 REQUIRED_SCOPED_KEYS = ("dockerfile", "scripts")
 EXAMPLE_DYNAMIC = "tests/fixtures/mad/scripts/dummy3/get_models_json.py"
@@ -60,19 +60,7 @@ def scoped_path(scope: str, value: str) -> str:
 
 
 def _read_json_array(path: str) -> List[Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DiscoveryError(
-            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-            hint="fix the file; it must be a JSON array of model objects",
-        ) from None
-    except OSError as exc:
-        raise DiscoveryError(f"{path}: cannot read: {exc.strerror}") from None
-    if not isinstance(data, list):
-        raise DiscoveryError(f"{path}: top level must be a JSON array of model objects, got {type(data).__name__}")
-    return data
+    return load_json(path, path, list, DiscoveryError, hint="it must be a JSON array of model objects")
 
 
 def _check_card(path: str, index: int, card: Any, required: Tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
 from .errors import ConfigError
+from .jsonfile import load_json
 
 CONTEXT_KEYS_KEPT = ("tools", "pre_scripts", "post_scripts", "encapsulate_script")
 DEPLOYMENT_KEYS = ("slurm", "k8s", "kubernetes", "distributed", "vllm")
@@ -101,19 +102,7 @@ class ManifestEntry:
 
 
 def load_manifest(path: str) -> Dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"--manifest-file {path}: file not found", hint="build first with 'madengine build'"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"--manifest-file {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--manifest-file {path}: must hold a JSON object")
+    data = load_json(path, f"--manifest-file {path}", dict, missing_hint="build first with 'madengine build'")
     missing = [key for key in ("built_images", "built_models") if not isinstance(data.get(key), dict)]
     if missing:
         raise ConfigError(f"--manifest-file {path}: missing or invalid {', '.join(missing)}")

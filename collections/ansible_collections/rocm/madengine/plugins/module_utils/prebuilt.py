@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -11,6 +10,7 @@ from .context import dockerfile_match_context
 from .credentials import load_credentials, registry_image
 from .discovery import discover
 from .errors import ConfigError, MadengineError
+from .jsonfile import load_json
 from .tags import select_models
 
 
@@ -23,17 +23,7 @@ class BatchEntry:
 
 
 def read_batch_manifest(path: str) -> List[BatchEntry]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"--batch-manifest {path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"--batch-manifest {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    if not isinstance(data, list):
-        raise ConfigError(f"--batch-manifest {path}: must hold a JSON array of objects")
+    data = load_json(path, f"--batch-manifest {path}", list)
     batch = []
     for index, item in enumerate(data):
         if not isinstance(item, dict):
