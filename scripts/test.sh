@@ -10,6 +10,7 @@ bash scripts/setup.sh
 ANSIBLE_COLLECTIONS_PATH="$PWD/collections" .venv/bin/ansible-lint -q playbooks inventories \
   collections/ansible_collections/rocm/madengine/roles collections/ansible_collections/rocm/madengine/playbooks
 bash scripts/sanity.sh
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/molecule test -s run
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider -q "$@"
 rc=$?
