@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -228,7 +229,7 @@ def setup_hosts(count: int, state_dir: Path) -> str:
 def close_masters(names: Sequence[str], state_dir: Path) -> None:
     """Close ansible's ControlPersist masters to these hosts (ansible.cfg: control_path = <cp>/<ip>-<port>-<user>)."""
     for name in names:
-        sock = state_dir / "cp" / f"{NET}.{10 + int(name[len(HOST_PREFIX):])}-22-root"
+        sock = state_dir / "cp" / f"{NET}.{10 + int(name[len(HOST_PREFIX) :])}-22-root"
         if sock.exists():
             subprocess.run(
                 ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "mdg-host"],
@@ -239,6 +240,39 @@ def close_masters(names: Sequence[str], state_dir: Path) -> None:
                 sock.unlink()
             except FileNotFoundError:
                 pass
+
+
+def sshd_children_cpu(names: Sequence[str], state_dir: Path, settle: bool = False) -> Optional[float]:
+    """CPU seconds of the finished ssh sessions of these hosts' sshds (cutime + cstime of each listener).
+
+    A session (the sshd child, its shell, the modules' Python) counts once it has ended and been reaped: call this
+    after close_masters(). Daemonized processes (the async_wrapper job of `Run the models`) are not included.
+    With settle, wait (up to 2 s) until the sum stops changing.
+    """
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def read() -> Optional[int]:
+        total = 0
+        for name in names:
+            try:
+                pid = int((state_dir / "run" / f"sshd_{name}.pid").read_text().strip())
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, ValueError, IndexError):
+                return None
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime (fields 16, 17 of proc(5))
+        return total
+
+    value = read()
+    if settle and value is not None:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            again = read()
+            if again is None or again == value:
+                break
+            value = again
+    return value / hz if value is not None else None
 
 
 def cpu_ticks() -> Optional[Tuple[int, int]]:
@@ -350,6 +384,9 @@ class Fleet:
         profile_path = run_dir / "profile.json" if self.profile else None
         argv = self.argv(hosts, extravars)
         close_masters(host_names(8), self.state_dir)
+        sshd_before = sshd_children_cpu(hosts, self.state_dir)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_before = cpu_ticks()
         start = time.perf_counter()
         try:
@@ -365,15 +402,28 @@ class Fleet:
             )
         except subprocess.TimeoutExpired as exc:
             output = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode("utf-8", "replace")
-            raise PlaybookFailed(f"playbook timed out after {self.timeout:.0f} s", argv, package, -1, output)
+            raise PlaybookFailed(f"playbook timed out after {self.timeout:.0f} s", argv, package, -1, output) from None
         wall = time.perf_counter() - start
         cpu_after = cpu_ticks()
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        close_masters(hosts, self.state_dir)  # the hosts' ssh sessions end: their CPU reaches the sshd's cutime
+        sshd_after = sshd_children_cpu(hosts, self.state_dir, settle=True)
         if proc.returncode != 0:
             raise PlaybookFailed(f"playbook failed (rc={proc.returncode})", argv, package, proc.returncode, proc.stdout)
         problem = check_perf(out / "perf.csv", hosts)
         if problem:
             raise PlaybookFailed(problem, argv, package, proc.returncode, proc.stdout)
         sample: Dict[str, Any] = {"hosts": count, "label": label, "wall_s": round(wall, 4)}
+        # CPU of ansible-playbook and its descendants (workers, ssh clients, localhost's modules); the hosts'
+        # side (sshd, the modules' Python on the hosts) and dockerd are not descendants: they are in cpu_busy_s.
+        sample["controller_cpu_s"] = round(
+            (children_after.ru_utime - children_before.ru_utime) + (children_after.ru_stime - children_before.ru_stime),
+            2,
+        )
+        if sshd_before is not None and sshd_after is not None:
+            sample["hosts_cpu_s"] = round(sshd_after - sshd_before, 2)
+        if load is not None:
+            sample["loadavg_1m_before"] = round(load, 2)
         if cpu_before and cpu_after and cpu_after[1] > cpu_before[1]:
             busy = cpu_after[0] - cpu_before[0]
             total = cpu_after[1] - cpu_before[1]
@@ -415,6 +465,9 @@ def summarize(samples: List[Dict[str, Any]], counts: Sequence[int]) -> List[Dict
         values = walls[n]
         median = statistics.median(values)
         utils = [s["cpu_util"] for s in samples if s["hosts"] == n and "cpu_util" in s]
+        busy = [s["cpu_busy_s"] for s in samples if s["hosts"] == n and "cpu_busy_s" in s]
+        ctl = [s["controller_cpu_s"] for s in samples if s["hosts"] == n and "controller_cpu_s" in s]
+        remote = [s["hosts_cpu_s"] for s in samples if s["hosts"] == n and "hosts_cpu_s" in s]
         ratio = median / base if base else None
         target = TARGETS.get(n)
         if n == counts[0]:
@@ -434,6 +487,9 @@ def summarize(samples: List[Dict[str, Any]], counts: Sequence[int]) -> List[Dict
                 "target_ratio": target,
                 "status": status,
                 "cpu_util_median": round(statistics.median(utils), 3) if utils else None,
+                "cpu_busy_s_median": round(statistics.median(busy), 2) if busy else None,
+                "controller_cpu_s_median": round(statistics.median(ctl), 2) if ctl else None,
+                "hosts_cpu_s_median": round(statistics.median(remote), 2) if remote else None,
             }
         )
     return rows
@@ -461,11 +517,23 @@ def print_table(summary: List[Dict[str, Any]], base_hosts: int) -> None:
                 f"<= {r['target_ratio']:g}x" if r["target_ratio"] else "-",
                 r["status"],
                 f"{r['cpu_util_median'] * 100:.0f} %" if r["cpu_util_median"] is not None else "-",
+                f"{r['cpu_busy_s_median']:.1f}" if r["cpu_busy_s_median"] is not None else "-",
+                f"{r['controller_cpu_s_median']:.1f}" if r["controller_cpu_s_median"] is not None else "-",
+                f"{r['hosts_cpu_s_median']:.1f}" if r["hosts_cpu_s_median"] is not None else "-",
             ]
         )
     print_rows(
-        ("hosts", "median s", "min-max s", f"ratio to {base_hosts} host", "target", "status", "cpu busy"), rows
-    )
+        (
+            "hosts", "median s", "min-max s", f"ratio to {base_hosts} host", "target", "status",
+            "cpu busy", "cpu s all", "cpu s ansible", "cpu s hosts",
+        ),
+        rows,
+    )  # fmt: skip
+    print()
+    print("cpu busy, cpu s all: all CPUs of this machine during the run (/proc/stat; the hosts share them,")
+    print("                     and any other load on the machine counts too)")
+    print("cpu s ansible:       ansible-playbook and its child processes (the controller side)")
+    print("cpu s hosts:         the hosts' ssh sessions (sshd, shell, the modules' Python; not the async job)")
 
 
 def profile_summary(samples: List[Dict[str, Any]], counts: Sequence[int]) -> List[Dict[str, Any]]:

@@ -35,7 +35,7 @@ def test_reachable_hosts_rows_are_kept_and_failed_hosts_get_failure_rows(tmp_pat
             {"model": "multi_2", "status": "SUCCESS", "performance": "4"},
         ],
     )
-    h2 = host_csv(tmp_path, "h2", [{"model": "a", "status": "FAILURE", "failure_reason": "EXIT_CODE"}])
+    h2 = host_csv(tmp_path, "h2", [{"model": "a", "status": "FAILURE", "failure_reason": "EXIT_CODE", "run_id": "r1"}])
     dest = tmp_path / "perf.csv"
     summary = aggregate.merge_results(
         str(dest),
@@ -67,3 +67,21 @@ def test_check_only_writes_nothing(tmp_path):
     dest = tmp_path / "perf.csv"
     summary = aggregate.merge_results(str(dest), [aggregate.HostResult("h1", "", "failed")], MANIFEST, check_only=True)
     assert summary["rows"] == 2 and not dest.exists()
+
+
+def test_only_rows_of_this_run_are_merged(tmp_path):
+    h1 = host_csv(
+        tmp_path,
+        "h1",
+        [
+            {"model": "a", "status": "SUCCESS", "performance": "1", "run_id": "old"},
+            {"model": "a", "status": "SUCCESS", "performance": "2", "run_id": "new"},
+        ],
+    )
+    dest = tmp_path / "perf.csv"
+    aggregate.merge_results(str(dest), [aggregate.HostResult("h1", h1)], MANIFEST, run_id="new")
+    rows = perfcsv.read_rows(str(dest))
+    assert [(r["model"], r["performance"], r["failure_reason"]) for r in rows] == [
+        ("a", "2", ""),
+        ("multi", "", "NO_RESULT"),
+    ]

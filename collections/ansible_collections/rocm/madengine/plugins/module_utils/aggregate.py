@@ -83,7 +83,8 @@ def merge_results(
     for result in hosts:
         rows: List[Dict[str, Any]] = []
         if result.status == "ok" and result.perf_csv and os.path.isfile(result.perf_csv):
-            rows = [dict(r) for r in perfcsv.read_rows(result.perf_csv)]
+            # A host's perf.csv keeps earlier runs too: only this run's rows are merged.
+            rows = [dict(r) for r in perfcsv.read_rows(result.perf_csv) if not run_id or r.get("run_id") == run_id]
             for row in rows:
                 row["machine_name"] = row.get("machine_name") or result.host
         reported = {_row_model(r, names) for r in rows}

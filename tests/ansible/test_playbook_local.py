@@ -1,0 +1,47 @@
+"""The README's fleet command on the controller alone: benchmark.yml with inventories/local."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def test_benchmark_with_the_local_inventory(mad_package: Path) -> None:
+    playbook = Path(sys.executable).parent / "ansible-playbook"
+    env = {
+        **os.environ,
+        "PWD": str(mad_package),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    result = subprocess.run(
+        [
+            str(playbook),
+            str(REPO_ROOT / "playbooks" / "benchmark.yml"),
+            "-i",
+            str(REPO_ROOT / "inventories" / "local"),
+            "-e",
+            "madengine_tags=dummy",
+        ],
+        cwd=mad_package,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    with open(mad_package / "perf.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["model"], r["machine_name"], r["status"]) for r in rows] == [("dummy", "localhost", "SUCCESS")]
+    assert (mad_package / "perf_summary.json").is_file()
+    assert (mad_package / "hosts" / "localhost" / "logs" / "dummy_dummy.ubuntu.cpu.run.live.log").is_file()
