@@ -30,9 +30,9 @@ def test_reachable_hosts_rows_are_kept_and_failed_hosts_get_failure_rows(tmp_pat
         tmp_path,
         "h1",
         [
-            {"model": "a", "status": "SUCCESS", "performance": "12", "machine_name": "node-1"},
-            {"model": "multi_1", "status": "SUCCESS", "performance": "3"},
-            {"model": "multi_2", "status": "SUCCESS", "performance": "4"},
+            {"model": "a", "status": "SUCCESS", "performance": "12", "machine_name": "node-1", "run_id": "r1"},
+            {"model": "multi_1", "status": "SUCCESS", "performance": "3", "run_id": "r1"},
+            {"model": "multi_2", "status": "SUCCESS", "performance": "4", "run_id": "r1"},
         ],
     )
     h2 = host_csv(tmp_path, "h2", [{"model": "a", "status": "FAILURE", "failure_reason": "EXIT_CODE", "run_id": "r1"}])
