@@ -16,8 +16,9 @@ own output and work directories. ansible's ControlPersist masters to the hosts
 are closed before every run, so each run opens its SSH connections like a
 fresh invocation. The host counts alternate within each repetition (and the
 order rotates between repetitions) so that drift of the machine hits all alike.
-The median of --repeat samples is reported, with the machine-wide CPU use
-(/proc/stat) during each run.
+The median of --repeat samples is reported, with the CPU used during each run:
+the whole machine (/proc/stat), ansible-playbook's process tree (RUSAGE_CHILDREN)
+and the hosts' ssh sessions (cutime+cstime of each host's sshd).
 
 --profile records per-task, per-host wall times through a small callback plugin
 (written to the temporary directory; ansible.posix's profile_tasks is not needed)
@@ -31,6 +32,8 @@ a playbook fails (or leaves a perf.csv without a SUCCESS row per host and model)
 the tail of its output is printed.
 
 Usage:  .venv/bin/python bench/bench_fleet.py [--repeat 3] [--models dummy] [--profile]
+            [--hosts 1,3,6] [--forks N] [--extra-vars JSON] [--keep-tmp] [--restore-hosts N]
+(ANSIBLE_COLLECTIONS_PATH in the environment overrides ansible.cfg's, to time a changed collection.)
 Needs root (network namespaces), Docker, the repo's .venv with ansible.
 Python 3.9+, standard library only.
 """
@@ -315,6 +318,7 @@ class Fleet:
         forks: Optional[int],
         profile: bool,
         timeout: float,
+        extra_vars: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.tmp = tmp
         self.state_dir = state_dir
@@ -323,6 +327,7 @@ class Fleet:
         self.forks = forks
         self.profile = profile
         self.timeout = timeout
+        self.extra_vars = dict(extra_vars or {})
         self.controller = controller_inventory(tmp, bin_dir / "python")
         self.callback_dir = tmp / "callback_plugins"
         if profile:
@@ -380,6 +385,7 @@ class Fleet:
             # The aggregate role's default is every host of the group, also those outside --limit (they would be
             # reported as HOST_UNREACHABLE rows): name the hosts of this run, as an N-host inventory would.
             "madengine_aggregate_hosts": hosts,
+            **self.extra_vars,
         }
         profile_path = run_dir / "profile.json" if self.profile else None
         argv = self.argv(hosts, extravars)
@@ -625,6 +631,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--hosts", default=",".join(map(str, DEFAULT_COUNTS)), help="host counts, first = reference (default 1,3,6)"
     )
     parser.add_argument("--forks", type=int, default=None, help="ANSIBLE_FORKS (default: ansible.cfg's forks)")
+    parser.add_argument(
+        "--extra-vars",
+        default="",
+        metavar="JSON",
+        help="more extra vars for every run, a JSON object (e.g. '{\"madengine_install_requirements\": false}')",
+    )
     parser.add_argument("--profile", action="store_true", help="record and print per-task wall times")
     parser.add_argument("--top", type=int, default=12, help="tasks shown by --profile (default 12)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per playbook run (default 900)")
@@ -642,6 +654,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--hosts must be comma-separated numbers")
     if not counts or any(not 1 <= n <= 8 for n in counts) or len(set(counts)) != len(counts):
         parser.error("--hosts: distinct counts from 1 to 8")
+    try:
+        extra_vars = json.loads(args.extra_vars) if args.extra_vars.strip() else {}
+    except json.JSONDecodeError as exc:
+        parser.error(f"--extra-vars: not JSON ({exc})")
+    if not isinstance(extra_vars, dict):
+        parser.error("--extra-vars must be a JSON object")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         parser.error("--models must name at least one tag")
@@ -670,7 +688,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"setup: scripts/setup-hosts.sh {fleet_size}: {setup_hosts(fleet_size, state_dir)}", file=sys.stderr)
         info = host_info(bin_dir)
         info["forks"] = args.forks or ansible_forks(state_dir)
-        fleet = Fleet(tmp, state_dir, bin_dir, models, args.forks, args.profile, args.timeout)
+        fleet = Fleet(tmp, state_dir, bin_dir, models, args.forks, args.profile, args.timeout, extra_vars)
         print(f"warm-up: {fleet_size} hosts, models {','.join(models)} (untimed)", file=sys.stderr)
         warmup = fleet.run(fleet_size, "warmup")
         print(f"  {warmup['wall_s']:.1f} s", file=sys.stderr)
@@ -707,6 +725,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"madengine fleet benchmark  {started.isoformat(timespec='seconds')}  host={info['hostname']} "
         f"cpus={info['cpus']} ansible-core={info['ansible_core'] or '?'} forks={info['forks']} "
         f"models={','.join(models)} repeat={args.repeat}"
+        + (f" extra-vars={json.dumps(extra_vars)}" if extra_vars else "")
     )
     print()
     print_table(summary, counts[0])
@@ -724,6 +743,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "repeat": args.repeat,
         "models": models,
         "host_counts": counts,
+        "extra_vars": extra_vars,
+        "forks_override": args.forks,
+        "collections_path_env": os.environ.get("ANSIBLE_COLLECTIONS_PATH"),
         "targets": {str(k): v for k, v in TARGETS.items()},
         "host": info,
         "playbook": str(PLAYBOOK.relative_to(REPO_ROOT)),

@@ -239,3 +239,18 @@ def test_cli_run_with_inventory(fleet, package: Path, tmp_path: Path) -> None:
     rows = read_perf(package / "perf.csv")
     assert sorted((r["machine_name"], r["status"]) for r in rows) == [(n, "SUCCESS") for n in fleet.names]
     assert "SUCCESS" in result.stdout and "PLAY" in result.stderr
+
+
+def test_limit_aggregates_only_the_limited_hosts(fleet, package: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    chosen = fleet.names[0]
+    extravars = {
+        "madengine_tags": "dummy",
+        "madengine_package_dir": str(package),
+        "madengine_output_dir": str(out),
+        "madengine_work_dir": str(tmp_path / "work" / "{{ inventory_hostname }}"),
+    }
+    result = run_playbook(fleet, package, controller_inventory(tmp_path), extravars, "--limit", f"localhost:{chosen}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert [(r["machine_name"], r["status"]) for r in read_perf(out / "perf.csv")] == [(chosen, "SUCCESS")]
