@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-infra.sh
+bash scripts/setup-slurm.sh
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

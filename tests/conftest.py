@@ -153,3 +153,37 @@ def mad_package(tmp_path: Path) -> Path:
     target = tmp_path / "mad"
     shutil.copytree(FIXTURE_MAD, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return target
+
+
+SLURM_HINT = "run `bash scripts/setup-slurm.sh` (as root) first"
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """The two-node cluster of setup-slurm.sh: the environment its clients need."""
+
+    env: Dict[str, str]
+    nodes: tuple = ("n1", "n2")
+    partition: str = "debug"
+
+    def run(self, *argv: str, timeout: int = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            list(argv), env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(infra: Infra) -> SlurmCluster:
+    """The running SLURM cluster (slurmctld + two slurmd); fails (one line) when it is not up."""
+    env_file = Path(os.environ.get("MADENGINE_SLURM_DIR") or "/var/tmp/madengine-slurm") / "slurm.env"
+    if not env_file.is_file():
+        pytest.fail(f"{env_file} is missing: {SLURM_HINT}", pytrace=False)
+    cluster = SlurmCluster(env=read_env_file(env_file))
+    proc = cluster.run("sinfo", "-h", "-N", "-o", "%N %T")
+    states = dict(line.split() for line in proc.stdout.splitlines() if len(line.split()) == 2)
+    idle_like = ("idle", "mixed", "allocated", "completing")
+    if proc.returncode != 0 or any(states.get(node) not in idle_like for node in cluster.nodes):
+        pytest.fail(
+            f"SLURM nodes not ready ({proc.stdout.strip() or proc.stderr.strip()}): {SLURM_HINT}", pytrace=False
+        )
+    return cluster

@@ -120,7 +120,7 @@ def test_misplaced_key_names_its_section(key, section):
     assert f"'{section}'" in info.value.msg
 
 
-@pytest.mark.parametrize("key", ["tools", "pre_scripts", "slurm", "k8s", "MAD_CONTAINER_IMAGE"])
+@pytest.mark.parametrize("key", ["tools", "pre_scripts", "k8s", "MAD_CONTAINER_IMAGE"])
 def test_not_yet_supported_key_is_an_error(key):
     with pytest.raises(ConfigError) as info:
         context.validate_context({key: [] if key in ("tools", "pre_scripts") else {}})
@@ -216,11 +216,22 @@ def test_docker_mounts_need_absolute_container_paths():
         context.validate_context({"docker_mounts": {"/data": 5}})
 
 
-def test_deploy_only_local():
+def test_deploy_local_or_slurm():
     assert context.validate_context({"deploy": "local"}) == {"deploy": "local"}
+    assert context.validate_context({"deploy": "slurm"}) == {"deploy": "slurm"}
     with pytest.raises(ConfigError) as info:
-        context.validate_context({"deploy": "slurm"})
-    assert "slurm" in info.value.msg
+        context.validate_context({"deploy": "k8s"})
+    assert "'k8s'" in info.value.msg
+
+
+def test_slurm_section_is_validated_with_the_key_named():
+    assert context.validate_context({"slurm": {"partition": "gpu"}}) == {"slurm": {"partition": "gpu"}}
+    with pytest.raises(ConfigError) as info:
+        context.validate_context({"slurm": {"partiton": "gpu"}})
+    assert "slurm.partiton" in info.value.msg and "partition" in info.value.hint
+    with pytest.raises(ConfigError) as info:
+        context.validate_context({"slurm": {"launcher": "torchrun"}})
+    assert "slurm.launcher" in info.value.msg and "distributed" in info.value.msg
 
 
 def test_distributed_keys_are_checked():

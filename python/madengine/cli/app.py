@@ -252,7 +252,9 @@ def run(
                 output=output,
             )
             raise typer.Exit(code)
-        if manifest_file:
+        if workflow.is_slurm_target(ctx):
+            result = _slurm_run(workflow, buildmod, options, tags, manifest_file, registry, manifest_output, reporter)
+        elif manifest_file:
             if tags:
                 reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
             result = workflow.do_run_manifest(".", manifest_file, options, reporter)
@@ -272,6 +274,8 @@ def run(
             )
         if result.build is not None and result.build.failures:
             render.build_table(result.build.successes, result.build.failures)
+        if result.slurm is not None:
+            render.slurm_jobs(result.slurm.jobs(), result.slurm.results_dir)
         render.perf_table(
             workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
         )
@@ -282,6 +286,61 @@ def run(
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(name)
     raise typer.Exit(result.exit_code)
+
+
+def _slurm_run(workflow, buildmod, options, tags, manifest_file, registry, manifest_output, reporter):
+    """The SLURM target: build here unless given a manifest, then one sbatch job (or array) per resource shape."""
+    if manifest_file and tags:
+        reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
+    if not manifest_file and not tags:
+        raise ConfigError("nothing to run", hint="pass --tags to build and run, or --manifest-file to run a manifest")
+    build_options = None
+    if not manifest_file:
+        build_options = buildmod.BuildOptions(
+            tags=tags,
+            context=options.context,
+            registry=registry,
+            manifest_output=manifest_output,
+            live_output=options.live_output,
+        )
+    return workflow.do_run_slurm(".", options, manifest_file, build_options, reporter)
+
+
+generate_app = typer.Typer(no_args_is_help=True, help="Write deployment files without running anything.")
+app.add_typer(generate_app, name="generate")
+
+
+@generate_app.command("slurm")
+def generate_slurm(
+    manifest_file: str = typer.Option("build_manifest.json", "--manifest-file", "-m", help="The manifest to run."),
+    timeout: int = typer.Option(-1, "--timeout", help="Seconds per model: -1 the model's own or 7200, 0 none."),
+    additional_context: str = ContextOpt,
+    additional_context_file: Optional[str] = ContextFileOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Write the sbatch scripts and job specs for a manifest's models; submit them yourself with sbatch."""
+    with errors_as_messages(verbose):
+        _, _, runmod, _, workflow = _core()
+        ctx = _context(additional_context, additional_context_file)
+        ctx.setdefault("slurm", {})
+        if timeout < -1:
+            raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
+        options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
+        result = workflow.do_run_slurm(".", options, manifest_file, None, CliReporter(), submit=False)
+        render.slurm_scripts(result.slurm.plans, result.slurm.results_dir)
+
+
+@app.command("slurm-task", hidden=True)
+def slurm_task(
+    spec: str = typer.Argument(..., help="The job spec the sbatch script names."),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Run one task of a SLURM job (called by the scripts madengine writes)."""
+    with errors_as_messages(verbose):
+        from ansible_collections.rocm.madengine.plugins.module_utils.slurm_job import run_task
+
+        code = run_task(spec, CliReporter())
+    raise typer.Exit(code)
 
 
 # Typer's usage errors are click's UsageError (vendored in recent Typer); found through BadParameter's bases.

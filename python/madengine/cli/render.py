@@ -100,3 +100,22 @@ def warn_line(message: str) -> None:
 
 def info_line(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/dim]")
+
+
+def slurm_jobs(jobs: Sequence[Mapping[str, Any]], results_dir: str) -> None:
+    table = Table(title=f"SLURM jobs (results in {results_dir})", title_justify="left")
+    for column in ("model", "job", "state", "exit", "reason"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        table.add_row(*(escape(str(job.get(key, ""))) for key in ("model", "job_id", "state", "exit_code", "reason")))
+    out.print(table)
+
+
+def slurm_scripts(plans: Sequence[Any], results_dir: str) -> None:
+    table = Table(title=f"SLURM scripts (in {results_dir})", title_justify="left")
+    for column in ("script", "models", "submit with"):
+        table.add_column(column, overflow="fold")
+    for plan in plans:
+        names = ", ".join(entry.model_name for entry in plan.entries)
+        table.add_row(escape(plan.script_path), escape(names), escape(f"sbatch {plan.script_path}"))
+    out.print(table)

@@ -45,6 +45,8 @@ class ModuleReporter(Reporter):
 def option_of(exc, default):
     """The module option an error is about: its leading CLI flag, a well-known phrase, or its class."""
     message = exc.msg
+    if exc.details.get("option"):
+        return str(exc.details["option"])
     for flag, option in FLAG_OPTIONS:
         if message.startswith(flag):
             return option

@@ -68,10 +68,11 @@ KNOWN_KEYS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "gen_sys_env_details": (_bool, "a boolean"),
     "rocenv_mode": (_str, "'lite' or 'full'"),
     "distributed": (_dict, "an object"),
+    "slurm": (_dict, "an object of SLURM settings"),
     "env_vars": (_dict, "an object"),
     "deployment_config": (_dict, "an object"),
     "debug": (lambda v: v is None or _bool(v), "a boolean"),
-    "deploy": (_str, "'local'"),
+    "deploy": (_str, "'local' or 'slurm'"),
     **{key: (_int, "a whole number") for key in GPU_COUNT_KEYS},
 }
 
@@ -83,7 +84,6 @@ NOT_YET_SUPPORTED = {
     "post_scripts": "post-scripts",
     "encapsulate_script": "encapsulation scripts",
     "data": "data providers",
-    "slurm": "the SLURM target",
     "k8s": "the Kubernetes target",
     "kubernetes": "the Kubernetes target",
     "vllm": "vLLM deployments",
@@ -230,8 +230,10 @@ def _normalise(ctx: Dict[str, Any]) -> None:
                 f"additional context key 'guest_os': must be one of {', '.join(GUEST_OSES)}, got {ctx['guest_os']!r}"
             )
         ctx["guest_os"] = guest
-    if "deploy" in ctx and ctx["deploy"].strip().lower() not in ("local", "docker"):
-        raise ConfigError(f"additional context key 'deploy': '{ctx['deploy']}' is not supported yet; use 'local'")
+    if "deploy" in ctx and ctx["deploy"].strip().lower() not in ("local", "docker", "slurm"):
+        raise ConfigError(
+            f"additional context key 'deploy': '{ctx['deploy']}' is not supported yet; use 'local' or 'slurm'"
+        )
     for section in ("docker_build_arg", "docker_env_vars", "env_vars"):
         if section in ctx:
             ctx[section] = _string_map(section, ctx[section])
@@ -250,6 +252,10 @@ def _normalise(ctx: Dict[str, Any]) -> None:
                     f"additional context key 'distributed.{key}' is unknown",
                     hint="known keys: " + ", ".join(DISTRIBUTED_KEYS),
                 )
+    if "slurm" in ctx:
+        from .slurm_config import parse_settings
+
+        parse_settings(ctx["slurm"])
     if "rocenv_mode" in ctx and ctx["rocenv_mode"] not in ("lite", "full"):
         raise ConfigError(f"additional context key 'rocenv_mode': must be 'lite' or 'full', got {ctx['rocenv_mode']!r}")
 

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import containers, dockerapi, dockerfiles, images, perf, perfcsv
+from . import containers, dockerapi, dockerfiles, images, launchers, perf, perfcsv
 from .context import runtime_gpu_override, secret_env
 from .credentials import load_credentials, registry_auth, registry_of
 from .errors import ConfigError, MadengineError, RunError
@@ -116,12 +116,11 @@ def launcher(model: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
 
 
 def multi_node_runner(launcher_name: str, ngpus: int) -> str:
-    name = launcher_name.replace("_", "-")
-    if name == "deepspeed":
-        return f"deepspeed --num_gpus={ngpus}"
-    if name in ("vllm", "sglang", "sglang-disagg", "primus"):
-        return ""
-    return f"torchrun --standalone --nproc_per_node={ngpus}"
+    """MAD_MULTI_NODE_RUNNER of a local (one node) run; the plain docker launcher gets torchrun, as the original."""
+    name = launchers.normalise_launcher(launcher_name)
+    if name == launchers.DOCKER:
+        name = launchers.TORCHRUN
+    return launchers.multi_node_runner(name, launchers.NodeLayout(1, max(ngpus, 1), 0, "localhost"))
 
 
 def base_row(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, cast
 
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
 from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS
-from .hostinfo import HostInfo, detect_host
+from .hostinfo import CPU_HOST, HostInfo, detect_host
 from .reporting import Reporter
 from .run import RunOptions, RunOutcome, failed_build_rows, run_entries
 
@@ -25,6 +25,7 @@ class WorkflowResult:
     run: Optional[RunOutcome] = None
     host: Optional[HostInfo] = None
     summary: Dict[str, Any] = field(default_factory=dict)
+    slurm: Optional[Any] = None  # slurm.SlurmOutcome for the SLURM target
 
     @property
     def exit_code(self) -> int:
@@ -122,3 +123,70 @@ def write_summary(path: str, summary: Mapping[str, Any]) -> None:
 
 def session_rows(result: WorkflowResult) -> List[Dict[str, Any]]:
     return list(result.run.rows) if result.run else []
+
+
+def is_slurm_target(ctx: Mapping[str, Any]) -> bool:
+    return "slurm" in ctx or str(ctx.get("deploy") or "").strip().lower() == "slurm"
+
+
+def do_run_slurm(
+    root: str,
+    options: RunOptions,
+    manifest_file: Optional[str] = None,
+    build_options: Optional[BuildOptions] = None,
+    reporter: Optional[Reporter] = None,
+    submit: bool = True,
+    check_mode: bool = False,
+) -> WorkflowResult:
+    """Build here (unless given a manifest), then run every model as a SLURM job and collect its rows."""
+    from . import perfcsv, slurm
+    from .slurm_config import parse_settings
+
+    reporter = reporter or Reporter()
+    settings = parse_settings(options.context.get("slurm"))
+    run_outcome = RunOutcome()
+    result = WorkflowResult(run=run_outcome)
+    if build_options is not None:
+        built = cast(BuildOutcome, do_build(root, build_options, reporter).build)
+        result.build = built
+        manifest_path = os.path.join(root, build_options.manifest_output)
+        data = built.manifest
+    else:
+        manifest_path = os.path.join(root, manifest_file or "build_manifest.json")
+        data = manifest_io.load_manifest(manifest_path)
+    request = slurm.SlurmRequest(
+        settings=settings,
+        context=options.context,
+        package_root=os.path.abspath(root),
+        manifest_path=manifest_path,
+        run_id=options.run_id,
+        timeout=options.timeout,
+        submit=submit,
+        check_mode=check_mode,
+    )
+    outcome = slurm.run_on_slurm(data, request, reporter)
+    rows = list(outcome.rows)
+    if result.build is not None:
+        rows = (
+            failed_build_rows(result.build.failures, result.build.models, CPU_HOST, options.context, options.run_id)
+            + rows
+        )
+        for row in rows[: len(result.build.failures)]:
+            row["deployment_type"] = "slurm"
+    if rows and options.write_perf and (outcome.newly_collected or not outcome.rows):
+        perfcsv.append_rows(os.path.join(root, options.output), rows)
+    for row in rows:
+        run_outcome.record([row], row["model"], row.get("docker_image", ""), 0.0)
+        reporter.model_done(row["model"], "slurm", row["status"], row.get("failure_reason", ""))
+    result.summary = {
+        "run_phase": run_summary(run_outcome),
+        "slurm": {
+            "results_dir": outcome.results_dir,
+            "jobs": outcome.jobs(),
+            "submitted": outcome.submitted,
+            "cancelled": outcome.cancelled,
+            "in_allocation": outcome.in_allocation,
+        },
+    }
+    result.slurm = outcome
+    return result
