@@ -228,3 +228,16 @@ def test_unknown_slurm_key_is_an_invalid_argument(mad_package, slurm_cluster):
     )
     assert result.rc == 4
     assert "slurm.partiton" in result.output and "Traceback" not in result.output
+
+
+def test_a_manifest_built_for_slurm_runs_on_slurm(mad_package, slurm_cluster):
+    """Like the original: the manifest's deployment_config.slurm applies to `run --manifest-file`."""
+    built = madengine(mad_package, "build", "--tags", "dummy", "-c", slurm_ctx(), env=slurm_cluster.env)
+    assert built.rc == 0, built.output
+    manifest = json.loads((mad_package / "build_manifest.json").read_text())
+    assert manifest["deployment_config"]["slurm"]["madengine_command"] == MADENGINE
+    result = madengine(mad_package, "run", "--manifest-file", "build_manifest.json", env=slurm_cluster.env)
+    assert result.rc == 0, result.output
+    (row,) = perf_rows(mad_package)
+    assert (row["status"], row["deployment_type"]) == ("SUCCESS", "slurm")
+    assert row["machine_name"] in slurm_cluster.nodes

@@ -224,6 +224,8 @@ def run(
     with errors_as_messages(verbose):
         buildmod, _, runmod, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
+        if manifest_file and not inventory:
+            ctx = workflow.context_with_manifest(ctx, ".", manifest_file)
         options = runmod.RunOptions(
             context=ctx,
             timeout=None if timeout == -1 else timeout,
@@ -238,8 +240,11 @@ def run(
             raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
         reporter = CliReporter()
         if inventory:
+            command = "run-only" if manifest_file else "run"
+            if workflow.is_slurm_target(ctx):
+                command = "slurm-run-only" if manifest_file else "slurm"
             code = _fleet(
-                "run-only" if manifest_file else "run",
+                command,
                 inventory,
                 limit,
                 verbose,
@@ -365,7 +370,7 @@ def _fleet(
     from ansible_collections.rocm.madengine.plugins.module_utils import perfcsv
     from madengine.cli import fleet
 
-    if command == "run" and not tags:
+    if command in ("run", "slurm") and not tags:
         raise ConfigError("nothing to run", hint="pass --tags (or --manifest-file) with --inventory")
     cwd = os.getcwd()
     extravars = {
@@ -388,7 +393,7 @@ def _fleet(
         return EXIT_RUN_FAILURE
     if outcome["rc"] != 0:
         render.error_line(f"the playbook failed (status {outcome['status']}); see the output above")
-        return EXIT_BUILD_FAILURE if not rows and command != "run-only" else EXIT_FAILURE
+        return EXIT_BUILD_FAILURE if not rows and not command.endswith("run-only") else EXIT_FAILURE
     return 0
 
 

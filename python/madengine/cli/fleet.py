@@ -14,7 +14,15 @@ from ansible_collections.rocm.madengine.plugins import module_utils
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import ConfigError
 from madengine.cli import render
 
-PLAYBOOKS = {"run": "rocm.madengine.benchmark", "build": "rocm.madengine.build", "run-only": "rocm.madengine.run"}
+PLAYBOOKS = {
+    "run": "rocm.madengine.benchmark",
+    "build": "rocm.madengine.build",
+    "run-only": "rocm.madengine.run",
+    "slurm": "rocm.madengine.slurm",
+    "slurm-run-only": "rocm.madengine.slurm",
+}
+# Commands that run only some phases of their playbook.
+PHASES = {"slurm-run-only": ["distribute", "run", "report"]}
 
 
 def collections_root() -> str:
@@ -75,7 +83,7 @@ def run_playbook(
             inventory=os.path.abspath(inventory),
             extravars=extravars,
             limit=limit,
-            tags=",".join(tags) if tags else None,
+            tags=",".join(tags or PHASES.get(command, [])) or None,
             envvars={"ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_HOST_KEY_CHECKING": "False"},
             quiet=not verbose,
             event_handler=printer,

@@ -14,6 +14,7 @@ import traceback
 
 from .context import validate_context
 from .errors import ConfigError, DiscoveryError, MadengineError
+from .perfcsv import STATUS_FAILURE
 from .reporting import Reporter
 
 # The core's messages name CLI flags; a module user knows the option instead. Longest flags first.
@@ -132,3 +133,13 @@ def log_tail(path, lines):
     with open(path, encoding="utf-8", errors="replace") as handle:
         kept = collections.deque((line.rstrip("\r\n") for line in handle), maxlen=lines)
     return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + "..." for line in kept]
+
+
+def exit_with_rows(module, checked, fail_on_error, see="", **result):
+    """exit_json, or fail_json naming the first failed rows when fail_on_error and any checked row is a FAILURE."""
+    failed = [row for row in checked if row.get("status") == STATUS_FAILURE]
+    if failed and fail_on_error:
+        shown = ", ".join(f"{row.get('model')} ({row.get('failure_reason') or 'FAILURE'})" for row in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        module.fail_json(msg=f"{len(failed)} of {len(checked)} row(s) failed: {shown}{more}{see}", **result)
+    module.exit_json(**result)

@@ -387,6 +387,7 @@ def wait_jobs(
     live = [p for p in plans if p.job_id]
     deadline = clock() + settings.wait_timeout if settings.wait_timeout else None
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    polls = 0
     try:
         while True:
             pending = False
@@ -401,7 +402,9 @@ def wait_jobs(
                 reporter.warn(f"slurm.wait_timeout {settings.wait_timeout} s reached; cancelling the jobs")
                 _cancel(live, client, outcome, WAIT_TIMEOUT)
                 return
-            sleep(settings.wait_sleep)
+            # Short jobs come back quickly: look again after 0.5 s, 0.75 s, ... up to wait_sleep.
+            sleep(min(float(settings.wait_sleep), 0.5 * 1.5**polls))
+            polls += 1
     except (KeyboardInterrupt, _Interrupted):
         reporter.warn("interrupted; cancelling the submitted jobs")
         _cancel(live, client, outcome, "INTERRUPTED")

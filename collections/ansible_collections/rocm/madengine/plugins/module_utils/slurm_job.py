@@ -17,10 +17,11 @@ import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from . import containers, launchers, perf, perfcsv
 from .commands import Runner, run_command
+from .credentials import load_credentials
 from .errors import ConfigError, RunError
 from .jsonfile import load_json
 from .manifest import ManifestEntry, entries, load_manifest
@@ -176,9 +177,6 @@ def task_environment(spec: JobSpec, node: NodeContext, gpu_vendor: str) -> Dict[
 
 def run_task(spec_path: str, reporter: Optional[Reporter] = None, runner: Runner = run_command) -> int:
     """Run this task's model; its rows go to <task dir>/perf.csv. Returns the task's exit code."""
-    from .run import RunOptions, run_entries
-    from .workflow import host_facts
-
     reporter = reporter or Reporter()
     spec = JobSpec.read(spec_path)
     index = task_index(spec)
@@ -190,76 +188,58 @@ def run_task(spec_path: str, reporter: Optional[Reporter] = None, runner: Runner
     node = node_context(spec, runner)
     workspace = task_dir(spec.results_dir, entry.model_name, node.node_rank, node.nnodes)
     os.makedirs(workspace, exist_ok=True)
-    started = time.time()
-    write_task_state(
-        workspace,
-        state="RUNNING",
-        model=entry.model_name,
-        job_id=node.job_id,
-        node=node.node_name,
-        node_rank=node.node_rank,
-        started=started,
-    )
+    about = dict(model=entry.model_name, job_id=node.job_id, node=node.node_name, node_rank=node.node_rank)
+    about["started"] = time.time()
+    write_task_state(workspace, state="RUNNING", **about)
     previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        ctx = dict(spec.context)
-        host = host_facts(ctx)
-        env = task_environment(spec, node, host.gpu_vendor)
-        for name in launchers.visible_devices_unset(spec.launcher, host.gpu_vendor, spec.gpus_per_node):
-            os.environ.pop(name, None)
-        os.environ.update(env)
-        ctx["docker_env_vars"] = {**env, **dict(ctx.get("env_vars") or {}), **dict(ctx.get("docker_env_vars") or {})}
-        if spec.launcher == "slurm_multi":
-            rows = run_self_managed(spec, entry, workspace, node, reporter)
-        else:
-            stage_workspace(spec, entry, workspace)
-            options = RunOptions(
-                context=ctx,
-                timeout=spec.timeout,
-                output="perf.csv",
-                run_id=spec.run_id,
-                container_suffix=f"{spec.run_id}_{node.node_rank}",
-                machine_name=node.node_name,
-                live_output=True,
-            )
-            rows = run_entries(
-                workspace,
-                {**manifest, "built_images": {key: entry.image}, "built_models": {key: entry.model}},
-                host,
-                options,
-                reporter,
-            ).rows
-            shutil.rmtree(os.path.join(workspace, "scripts"), ignore_errors=True)
+        rows = _run_model(spec, manifest, entry, node, workspace, reporter)
     except Terminated as exc:
-        write_task_state(
-            workspace,
-            state=TERMINATED,
-            signal=str(exc),
-            model=entry.model_name,
-            job_id=node.job_id,
-            node=node.node_name,
-            node_rank=node.node_rank,
-            started=started,
-            ended=time.time(),
-        )
+        write_task_state(workspace, state=TERMINATED, signal=str(exc), ended=time.time(), **about)
         return 143
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     ok = all(r.get("status") != STATUS_FAILURE for r in rows)
-    write_task_state(
-        workspace,
-        state="DONE",
-        ok=ok,
-        rows=len(rows),
-        model=entry.model_name,
-        job_id=node.job_id,
-        node=node.node_name,
-        node_rank=node.node_rank,
-        started=started,
-        ended=time.time(),
-    )
+    write_task_state(workspace, state="DONE", ok=ok, rows=len(rows), ended=time.time(), **about)
     return 0 if ok else 1
+
+
+def _run_model(
+    spec: JobSpec,
+    manifest: Mapping[str, Any],
+    entry: ManifestEntry,
+    node: NodeContext,
+    workspace: str,
+    reporter: Reporter,
+) -> List[Dict[str, Any]]:
+    from .run import RunOptions, run_entries
+    from .workflow import host_facts
+
+    ctx = dict(spec.context)
+    host = host_facts(ctx)
+    env = task_environment(spec, node, host.gpu_vendor)
+    for name in launchers.visible_devices_unset(spec.launcher, host.gpu_vendor, spec.gpus_per_node):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    ctx["docker_env_vars"] = {**env, **dict(ctx.get("env_vars") or {}), **dict(ctx.get("docker_env_vars") or {})}
+    if spec.launcher == launchers.SLURM_MULTI:
+        return run_self_managed(spec, entry, workspace, node, reporter)
+    stage_workspace(spec, entry, workspace)
+    options = RunOptions(
+        context=ctx,
+        timeout=spec.timeout,
+        output="perf.csv",
+        run_id=spec.run_id,
+        container_suffix=f"{spec.run_id}_{node.node_rank}",
+        machine_name=node.node_name,
+        live_output=True,
+        extra_credentials=load_credentials(spec.package_root),
+    )
+    only_this = {**manifest, "built_images": {entry.key: entry.image}, "built_models": {entry.key: entry.model}}
+    rows = run_entries(workspace, only_this, host, options, reporter).rows
+    shutil.rmtree(os.path.join(workspace, "scripts"), ignore_errors=True)
+    return rows
 
 
 def run_self_managed(

@@ -190,3 +190,21 @@ def do_run_slurm(
     }
     result.slurm = outcome
     return result
+
+
+def context_with_manifest(ctx: Mapping[str, Any], root: str, manifest_file: str) -> Dict[str, Any]:
+    """The run context of a manifest run: the manifest's deployment_config supplies `slurm` and `distributed`
+    when the command line does not (a manifest built with a SLURM config runs on SLURM, as with the original)."""
+    from .context import validate_context
+
+    path = os.path.join(root, manifest_file)
+    if not os.path.isfile(path):
+        return dict(ctx)  # the run reports the missing manifest
+    config = manifest_io.load_manifest(path).get("deployment_config") or {}
+    merged = dict(ctx)
+    for key in ("slurm", "distributed"):
+        if isinstance(config.get(key), dict) and key not in merged:
+            merged[key] = config[key]
+    if str(config.get("target") or "").lower() == "slurm":
+        merged.setdefault("slurm", {})
+    return validate_context(merged) if merged != dict(ctx) else merged

@@ -232,7 +232,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.perfcsv import STATUS_FAILURE  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions  # noqa: E402
 
 
@@ -325,15 +324,7 @@ def main():
         "run_id": options.run_id,
         "logs": log_entries(result.summary, params["log_tail_lines"]),
     }
-    failed = [row for row in rows if row.get("status") == STATUS_FAILURE]
-    if failed and params["fail_on_error"]:
-        shown = ", ".join(f"{row.get('model')} ({row.get('failure_reason') or 'FAILURE'})" for row in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        module.fail_json(
-            msg=f"{len(failed)} of {len(rows)} row(s) failed: {shown}{more}; see logs[].log_tail and logs[].log_path",
-            **outcome,
-        )
-    module.exit_json(**outcome)
+    glue.exit_with_rows(module, rows, params["fail_on_error"], "; see logs[].log_tail and logs[].log_path", **outcome)
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ options:
     type: int
   wait_sleep:
     description:
-      - Seconds between two looks at the jobs' states.
+      - The longest pause in seconds between two looks at the jobs' states (the first pause is half a second).
       - Default V(5), or the C(wait_sleep) key of O(additional_context.slurm).
     type: int
   fail_on_error:
@@ -320,7 +320,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.perfcsv import STATUS_FAILURE  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.slurm_config import parse_settings  # noqa: E402
 
@@ -412,12 +411,7 @@ def main():
             module.fail_json(
                 msg=f"sbatch --test-only refused {refused[0]['job_name']}: {refused[0]['message']}", **outcome
             )
-    failed = [row for row in slurm.rows if row.get("status") == STATUS_FAILURE]
-    if failed and params["fail_on_error"]:
-        shown = ", ".join(f"{row.get('model')} ({row.get('failure_reason') or 'FAILURE'})" for row in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        module.fail_json(msg=f"{len(failed)} of {len(slurm.rows)} row(s) failed: {shown}{more}", **outcome)
-    module.exit_json(**outcome)
+    glue.exit_with_rows(module, slurm.rows, params["fail_on_error"], "", **outcome)
 
 
 if __name__ == "__main__":
