@@ -299,6 +299,17 @@ def _slurm_run(workflow, buildmod, options, tags, manifest_file, registry, manif
         reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
     if not manifest_file and not tags:
         raise ConfigError("nothing to run", hint="pass --tags to build and run, or --manifest-file to run a manifest")
+    ignored = [
+        flag
+        for flag, given in (
+            ("--keep-alive", options.keep_alive),
+            ("--keep-model-dir", options.keep_model_dir),
+            ("--skip-model-run", options.skip_model_run),
+        )
+        if given
+    ]
+    if ignored:
+        reporter.warn(f"{', '.join(ignored)}: not supported on SLURM; ignored")
     build_options = None
     if not manifest_file:
         build_options = buildmod.BuildOptions(

@@ -49,10 +49,11 @@ class TaskState:
     exit_code: str = ""
     reason: str = ""
     nodes: str = ""
+    purged: bool = False  # slurmctld no longer knows the job: it ended, and how is unknown
 
     @property
     def terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
+        return self.state in TERMINAL_STATES or self.purged
 
 
 @dataclass
@@ -149,13 +150,16 @@ class SlurmClient:
             self._run(["scancel"] + job_ids)
 
     def states(self, job_id: str, size: int) -> Dict[int, TaskState]:
-        result = self._run(["scontrol", "show", "job", "-o", job_id])
-        if result.ok and result.stdout.strip():
-            return parse_scontrol(result.stdout, size)
+        shown = self._run(["scontrol", "show", "job", "-o", job_id])
+        if shown.ok and shown.stdout.strip():
+            return parse_scontrol(shown.stdout, size)
         result = self._run(["sacct", "-j", job_id, "-X", "-P", "-n", "-o", "JobID,State,ExitCode,NodeList"])
         if result.ok and result.stdout.strip():
             return parse_sacct(result.stdout, job_id, size)
-        return {index: TaskState("UNKNOWN", reason="not known to scontrol or sacct") for index in range(size)}
+        # slurmctld forgets finished jobs after MinJobAge; without accounting that is all there is to know.
+        purged = "Invalid job id" in shown.stderr
+        reason = "ended; SLURM no longer lists it" if purged else _first_error(shown)
+        return {index: TaskState("UNKNOWN", reason=reason, purged=purged) for index in range(size)}
 
 
 _FIELD = re.compile(r"(\w+)=(\S*)")
@@ -255,7 +259,7 @@ def results_dir(request: SlurmRequest) -> str:
     base = request.settings.output_dir
     base = base if os.path.isabs(base) else os.path.join(request.package_root, base)
     path = os.path.join(base, request.run_id)
-    if not _SAFE_PATH.match(path):
+    if not _SAFE_PATH.fullmatch(path):
         raise ConfigError(
             f"slurm.output_dir {path!r}: SLURM log paths cannot contain spaces, quotes or shell characters",
             hint="choose a plain directory path",
@@ -402,8 +406,8 @@ def wait_jobs(
                 reporter.warn(f"slurm.wait_timeout {settings.wait_timeout} s reached; cancelling the jobs")
                 _cancel(live, client, outcome, WAIT_TIMEOUT)
                 return
-            # Short jobs come back quickly: look again after 0.5 s, 0.75 s, ... up to wait_sleep.
-            sleep(min(float(settings.wait_sleep), 0.5 * 1.5**polls))
+            # Short jobs come back quickly: look again after 0.25 s, 0.35 s, 0.45 s, ... up to wait_sleep.
+            sleep(min(float(settings.wait_sleep), 0.25 + 0.1 * polls))
             polls += 1
     except (KeyboardInterrupt, _Interrupted):
         reporter.warn("interrupted; cancelling the submitted jobs")
@@ -462,7 +466,7 @@ def failure_row(entry: ManifestEntry, request: SlurmRequest, reason: str) -> Dic
         machine_name="",
         nnodes=str(request.settings.nodes),
     )
-    return row
+    return {key: "" if value is None else str(value) for key, value in row.items()}
 
 
 def state_reason(plan: JobPlan, index: int) -> Tuple[str, str]:
@@ -492,7 +496,7 @@ def collect_rows(
             if task_rows:
                 _apply_node_failures(task_rows, directory, entry.model_name, span, reporter)
                 for row in task_rows:
-                    row.update(deployment_type="slurm", nnodes=str(span))
+                    row.update(deployment_type="slurm", nnodes=str(nodes))
                 rows.extend(task_rows)
                 continue
             reason, words = state_reason(plan, index)
@@ -540,14 +544,19 @@ def run_on_slurm(
     outcome = SlurmOutcome(plans=plans, results_dir=directory)
     in_allocation = bool(os.environ.get("SLURM_JOB_ID"))
     if request.check_mode:
-        known = _load_state(directory)["jobs"]
+        state = _load_state(directory)
+        known = state["jobs"]
         with tempfile.TemporaryDirectory(prefix="madengine-slurm-check-") as scratch:
             write_jobs(plans, request, directory, files_dir=scratch)
             pending = [p for p in plans if p.name not in known]
             if pending and not in_allocation:
                 client.require()
                 test_jobs(pending, client, outcome)
-            outcome.changed = bool(pending)
+        for plan in plans:
+            plan.job_id = known.get(plan.name, "")
+            plan.script_path = os.path.join(directory, plan.name + ".sh")
+            plan.spec_path = os.path.join(directory, plan.name + ".json")
+        outcome.changed = bool(pending) or not state["collected"]
         return outcome
     write_jobs(plans, request, directory)
     if not request.submit:
@@ -558,11 +567,15 @@ def run_on_slurm(
         client.require()
         submit_jobs(plans, client, outcome, request.run_id, reporter)
         if not request.settings.wait:
+            for plan in plans:
+                if plan.job_id:
+                    plan.states = client.states(plan.job_id, plan.size)
             return outcome
         wait_jobs(plans, client, request.settings, outcome, reporter)
     outcome.rows = collect_rows(plans, request, directory, reporter)
     perfcsv.write_rows(os.path.join(directory, "perf.csv"), outcome.rows)
     outcome.newly_collected = not _load_state(directory)["collected"]
+    outcome.changed = outcome.changed or outcome.newly_collected
     _save_state(directory, request.run_id, plans, collected=True)
     return outcome
 

@@ -11,16 +11,16 @@ from .errors import ConfigError
 EXAMPLE = """-c '{"slurm": {"partition": "gpu", "time": "01:00:00", "gpus_per_node": 8}}'"""
 GPU_REQUEST_STYLES = ("gpus-per-node", "gres")
 # Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, and the unlimited spellings.
-_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
 _UNLIMITED = ("UNLIMITED", "INFINITE")
 # A value that ends up on an #SBATCH line or an sbatch option: no whitespace breaks, no quotes, no shell syntax.
-_DIRECTIVE_VALUE = re.compile(r"^[A-Za-z0-9_.,:@%=+/\[\]-]+$")
-_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.+/-]+$")
-_EXTRA_DIRECTIVE = re.compile(r"^--[a-z][a-z-]*(?:=[^\s'\"`$;&|<>\\]+)?$")
+_DIRECTIVE_VALUE = re.compile(r"^[A-Za-z0-9_.,:@%=+/\[\]-]+\Z")
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.+/-]+\Z")
+_EXTRA_DIRECTIVE = re.compile(r"^--[a-z][a-z-]*(?:=[^\s'\"`$;&|<>\\]+)?\Z")
 
 
 def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(_DIRECTIVE_VALUE.match(value))
+    return isinstance(value, str) and bool(_DIRECTIVE_VALUE.fullmatch(value))
 
 
 def _whole(minimum: int) -> Callable[[Any], bool]:
@@ -34,15 +34,15 @@ def _flag(value: Any) -> bool:
 def _time(value: Any) -> bool:
     if isinstance(value, int) and not isinstance(value, bool):
         return value > 0
-    return isinstance(value, str) and (value.upper() in _UNLIMITED or bool(_TIME.match(value)))
+    return isinstance(value, str) and (value.upper() in _UNLIMITED or bool(_TIME.fullmatch(value)))
 
 
 def _modules(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(m, str) and _MODULE_NAME.match(m) for m in value)
+    return isinstance(value, list) and all(isinstance(m, str) and _MODULE_NAME.fullmatch(m) for m in value)
 
 
 def _extra(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(d, str) and _EXTRA_DIRECTIVE.match(d) for d in value)
+    return isinstance(value, list) and all(isinstance(d, str) and _EXTRA_DIRECTIVE.fullmatch(d) for d in value)
 
 
 def _path(value: Any) -> bool:
@@ -101,7 +101,7 @@ def parse_time(value: Any) -> Optional[int]:
     text = str(value)
     if text.upper() in _UNLIMITED:
         return None
-    match = _TIME.match(text)
+    match = _TIME.fullmatch(text)
     if not match:
         raise ConfigError(f"slurm.time {value!r}: not a Slurm time", hint="use e.g. '30', '01:30:00' or '1-00:00:00'")
     days, first, second, third = match.groups()
@@ -170,7 +170,8 @@ def parse_settings(section: Optional[Mapping[str, Any]], where: str = "slurm") -
     for key, value in section.items():
         if key in MISPLACED:
             raise ConfigError(
-                f"{name(key)} is misplaced: it belongs in {MISPLACED[key]}", hint=f"move it out of '{where}'"
+                f"{name(key)} is misplaced: it belongs in {MISPLACED[key]}",
+                hint=f"move it out of '{where}'" if where else "set it there instead",
             )
         if key not in SLURM_KEYS:
             raise ConfigError(f"{name(key)} is unknown", hint="known keys: " + ", ".join(sorted(SLURM_KEYS)))
@@ -178,7 +179,8 @@ def parse_settings(section: Optional[Mapping[str, Any]], where: str = "slurm") -
             continue
         check, expected = SLURM_KEYS[key]
         if not check(value):
-            raise ConfigError(f"{name(key)}: must be {expected}, got {value!r}", option=key)
+            details = {} if where else {"option": key}
+            raise ConfigError(f"{name(key)}: must be {expected}, got {value!r}", **details)
         values[key] = value
     return SlurmSettings(**values)
 

@@ -67,7 +67,8 @@ class JobSpec:
 
 def safe_name(name: str) -> str:
     """A model name as one path component (`dir/model` -> `dir_model`)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return safe if safe.strip(".") else "_"
 
 
 def task_dir(results_dir: str, model: str, node_rank: int, nodes: int) -> str:
@@ -186,7 +187,9 @@ def run_task(spec_path: str, reporter: Optional[Reporter] = None, runner: Runner
     if entry is None:
         raise ConfigError(f"job spec {spec_path}: model '{key}' is not in {spec.manifest}")
     node = node_context(spec, runner)
-    workspace = task_dir(spec.results_dir, entry.model_name, node.node_rank, node.nnodes)
+    # slurm_multi runs one task for the whole allocation: one task directory, where the submitter looks.
+    span = 1 if spec.launcher == launchers.SLURM_MULTI else node.nnodes
+    workspace = task_dir(spec.results_dir, entry.model_name, node.node_rank, span)
     os.makedirs(workspace, exist_ok=True)
     about = dict(model=entry.model_name, job_id=node.job_id, node=node.node_name, node_rank=node.node_rank)
     about["started"] = time.time()

@@ -25,7 +25,7 @@ description:
   - The scripts, job specs, logs and rows are in C(<output_dir>/<run_id>/) (RV(results_dir)); the rows are also
     appended to O(output) once.
   - Idempotent per O(run_id). Jobs already submitted for the run id (recorded in C(jobs.json) there) are not
-    submitted again; a second call waits for them and returns their rows with RV(changed=false).
+    submitted again; a second call waits for them and returns their rows with C(changed=false).
   - When the wait times out (O(wait_timeout)) or the task is interrupted, the jobs it submitted are cancelled.
   - Run inside an allocation (C(SLURM_JOB_ID) set, e.g. under C(salloc)), the scripts run there, one after another,
     instead of being submitted.
@@ -61,6 +61,7 @@ options:
     description:
       - Names the results directory and the jobs, and is written to every row. Give it to make the task
         idempotent; default a new random id.
+      - Letters, digits and C(. _ @ + -), starting with a letter or digit.
     type: str
   timeout:
     description:
@@ -76,7 +77,7 @@ options:
   output_dir:
     description:
       - Where the run's directory goes (relative to O(package_dir)); must be visible to the compute nodes.
-      - Default V(slurm_results), or the C(output_dir) key of O(additional_context.slurm).
+      - Default V(slurm_results), or the C(output_dir) key of C(additional_context.slurm).
     type: str
   partition:
     description: The partition (C(--partition)); default the cluster's default partition.
@@ -84,7 +85,7 @@ options:
   nodes:
     description:
       - Nodes per model (C(--nodes)). More than one runs one task per node with the launcher environment.
-      - Default V(1), or the C(nodes) key of O(additional_context.slurm).
+      - Default V(1), or the C(nodes) key of C(additional_context.slurm).
     type: int
   gpus_per_node:
     description:
@@ -93,7 +94,7 @@ options:
   gpu_request:
     description:
       - How GPUs are requested, C(--gpus-per-node=N) or C(--gres=gpu:N).
-      - Default V(gpus-per-node), or the C(gpu_request) key of O(additional_context.slurm).
+      - Default V(gpus-per-node), or the C(gpu_request) key of C(additional_context.slurm).
     type: str
     choices: [gpus-per-node, gres]
   ntasks:
@@ -113,7 +114,7 @@ options:
   exclusive:
     description:
       - Ask for whole nodes (C(--exclusive)).
-      - Default V(true), or the C(exclusive) key of O(additional_context.slurm).
+      - Default V(true), or the C(exclusive) key of C(additional_context.slurm).
     type: bool
   reservation:
     description: C(--reservation).
@@ -136,19 +137,19 @@ options:
   modules:
     description:
       - Environment modules to C(module load) at the start of each job.
-      - Default V([]), or the C(modules) key of O(additional_context.slurm).
+      - Default V([]), or the C(modules) key of C(additional_context.slurm).
     type: list
     elements: str
   extra_directives:
     description:
       - More sbatch options, one per item, written as C(#SBATCH) lines, for example V(--comment=nightly).
-      - Default V([]), or the C(extra_directives) key of O(additional_context.slurm).
+      - Default V([]), or the C(extra_directives) key of C(additional_context.slurm).
     type: list
     elements: str
   array:
     description:
       - Submit several models of the same shape as one job array (V(false) submits one job per model).
-      - Default V(true), or the C(array) key of O(additional_context.slurm).
+      - Default V(true), or the C(array) key of C(additional_context.slurm).
     type: bool
   max_parallel:
     description: How many array tasks may run at once (the C(%N) of C(--array)).
@@ -163,17 +164,18 @@ options:
     description:
       - Wait for the jobs and collect their rows. With V(false) the task returns after submitting; call it again
         with the same O(run_id) and O(wait=true) to collect.
-      - Default V(true), or the C(wait) key of O(additional_context.slurm).
+      - Default V(true), or the C(wait) key of C(additional_context.slurm).
     type: bool
   wait_timeout:
     description:
       - Seconds to wait before cancelling the jobs (V(0) waits as long as they take).
-      - Default V(0), or the C(wait_timeout) key of O(additional_context.slurm).
+      - Default V(0), or the C(wait_timeout) key of C(additional_context.slurm).
     type: int
   wait_sleep:
     description:
-      - The longest pause in seconds between two looks at the jobs' states (the first pause is half a second).
-      - Default V(5), or the C(wait_sleep) key of O(additional_context.slurm).
+      - The longest pause in seconds between two looks at the jobs' states (the first pause is a quarter of a
+        second, each next one 0.1 s longer).
+      - Default V(5), or the C(wait_sleep) key of C(additional_context.slurm).
     type: int
   fail_on_error:
     description: Fail the task when any row is a V(FAILURE) (the rows are returned either way).
@@ -251,6 +253,10 @@ jobs:
       description: The model name.
       type: str
       sample: dummy
+    job_name:
+      description: The name of the job (C(madengine-<run_id>-<n>)); the models of one array share it.
+      type: str
+      sample: madengine-nightly-2026-11-24-0
     job_id:
       description: The job (or array task) id; empty when the submission failed.
       type: str
@@ -314,6 +320,7 @@ perf_csv:
 """
 
 import os  # noqa: E402
+import re  # noqa: E402
 import uuid  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -322,6 +329,9 @@ from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.slurm_config import parse_settings  # noqa: E402
+
+# A run id names the results directory, the jobs and their #SBATCH lines: no separators, spaces or newlines.
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*\Z")
 
 # Module options that are keys of the `slurm` section (one definition of their checks: slurm_config).
 SETTING_OPTIONS = {
@@ -370,6 +380,12 @@ def main():
     params = module.params
     if params["timeout"] < -1:
         module.fail_json(msg=f"timeout: {params['timeout']} is not allowed; use -1, 0 or seconds", option="timeout")
+    if params["run_id"] is not None and not RUN_ID.match(params["run_id"]):
+        module.fail_json(
+            msg=f"run_id: {params['run_id']!r} is not allowed; use letters, digits and . _ @ + -"
+            " (starting with a letter or digit)",
+            option="run_id",
+        )
     root = glue.package_root(module)
     ctx = glue.context_of(module)
     given = {name: params[name] for name in SETTING_OPTIONS if params[name] not in (None, [])}
