@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.rocm.madengine.plugins.module_utils import perfcsv, slurm
 from ansible_collections.rocm.madengine.plugins.module_utils.commands import CommandResult
-from ansible_collections.rocm.madengine.plugins.module_utils.errors import ConfigError, RunError
+from ansible_collections.rocm.madengine.plugins.module_utils.errors import ConfigError
 from ansible_collections.rocm.madengine.plugins.module_utils.manifest import entries
 from ansible_collections.rocm.madengine.plugins.module_utils.reporting import Reporter
 from ansible_collections.rocm.madengine.plugins.module_utils.slurm import (
@@ -826,16 +826,6 @@ def test_self_managed_multi_node_is_one_task(tmp_path):
     (row,) = collect_rows([plan], request, directory, reporter)
     assert (row["status"], row["nnodes"]) == ("SUCCESS", "2")
     assert reporter.warnings == []
-
-
-def test_raise_for_rows():
-    slurm.raise_for_rows(SlurmOutcome([], "", rows=[{"status": "SUCCESS"}]))
-    with pytest.raises(RunError) as info:
-        slurm.raise_for_rows(SlurmOutcome([], "", rows=[{"status": "SUCCESS"}, {"status": "FAILURE"}]))
-    assert "1 of 2" in info.value.msg
-
-
-# --- the whole target with a fake SLURM ----------------------------------------------------------------
 
 
 def fake_cluster(recordings: Dict[str, str], with_rows: List[str]) -> FakeRunner:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import launchers, perfcsv, slurm_script
 from .commands import CommandResult, Runner, run_command, which
-from .errors import ConfigError, RunError
+from .errors import ConfigError
 from .hostinfo import CPU_HOST
 from .manifest import ManifestEntry, entries
 from .perfcsv import STATUS_FAILURE
@@ -578,9 +578,3 @@ def run_on_slurm(
     outcome.changed = outcome.changed or outcome.newly_collected
     _save_state(directory, request.run_id, plans, collected=True)
     return outcome
-
-
-def raise_for_rows(outcome: SlurmOutcome) -> None:
-    failed = [r for r in outcome.rows if r.get("status") == STATUS_FAILURE]
-    if failed:
-        raise RunError(f"{len(failed)} of {len(outcome.rows)} SLURM rows failed")
