@@ -7,6 +7,7 @@ file system. Each test uses a private copy of the fixture package and its own ru
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -241,3 +242,40 @@ def test_a_manifest_built_for_slurm_runs_on_slurm(mad_package, slurm_cluster):
     (row,) = perf_rows(mad_package)
     assert (row["status"], row["deployment_type"]) == ("SUCCESS", "slurm")
     assert row["machine_name"] in slurm_cluster.nodes
+
+
+def test_ctrl_c_while_waiting_cancels_the_jobs_and_still_writes_the_rows(mad_package, slurm_cluster):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "madengine", "run", "--tags", "dummy_sleep,dummy", "-c", slurm_ctx()],
+        cwd=mad_package,
+        env=cli_env(slurm_cluster.env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        job_id = ""
+        deadline = time.monotonic() + 120
+        while not job_id and time.monotonic() < deadline:
+            state = list((mad_package / "slurm_results").glob("*/jobs.json"))
+            if state:
+                job_id = next(iter(json.loads(state[0].read_text())["jobs"].values()), "")
+            time.sleep(0.2)
+        assert job_id, "madengine did not submit a job"
+        deadline = time.monotonic() + 60  # by the time the job runs, madengine is waiting for it
+        while "JobState=RUNNING" not in slurm_cluster.run("scontrol", "show", "job", "-o", job_id).stdout:
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, output
+    assert "interrupted" in output
+    rows = {row["model"]: row for row in perf_rows(mad_package)}
+    assert (rows["dummy_sleep"]["status"], rows["dummy_sleep"]["failure_reason"]) == ("FAILURE", "INTERRUPTED")
+    assert set(rows) == {"dummy_sleep", "dummy"}  # dummy may have finished first: then it keeps its own row
+    deadline = time.monotonic() + 30
+    while "JobState=CANCELLED" not in slurm_cluster.run("scontrol", "show", "job", "-o", job_id).stdout:
+        assert time.monotonic() < deadline, "madengine did not cancel its job"
+        time.sleep(0.5)

@@ -104,6 +104,7 @@ class SlurmOutcome:
     in_allocation: bool = False
     test_only: List[Dict[str, str]] = field(default_factory=list)
     newly_collected: bool = False  # False when a re-run with the same run id collects rows already reported
+    interrupted: bool = False  # the wait was interrupted (Ctrl-C, SIGTERM, SIGHUP) and the jobs cancelled
 
     def jobs(self) -> List[Dict[str, Any]]:
         result = []
@@ -387,7 +388,7 @@ def wait_jobs(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Poll until every job is terminal; on the wait timeout or a signal, cancel our jobs (and say so)."""
+    """Poll until every job is terminal; on the wait timeout or an interruption, cancel our jobs (and say so)."""
     live = [p for p in plans if p.job_id]
     deadline = clock() + settings.wait_timeout if settings.wait_timeout else None
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -410,9 +411,10 @@ def wait_jobs(
             sleep(min(float(settings.wait_sleep), 0.25 + 0.1 * polls))
             polls += 1
     except (KeyboardInterrupt, _Interrupted):
+        # Ctrl-C, or the play/job around us ends: cancel ours, and still report every model as a row.
         reporter.warn("interrupted; cancelling the submitted jobs")
         _cancel(live, client, outcome, "INTERRUPTED")
-        raise KeyboardInterrupt from None
+        outcome.interrupted = True
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -26,7 +26,8 @@ description:
     appended to O(output) once.
   - Idempotent per O(run_id). Jobs already submitted for the run id (recorded in C(jobs.json) there) are not
     submitted again; a second call waits for them and returns their rows with C(changed=false).
-  - When the wait times out (O(wait_timeout)) or the task is interrupted, the jobs it submitted are cancelled.
+  - When the wait times out (O(wait_timeout)) or the task is interrupted (SIGINT, SIGTERM, SIGHUP), the jobs it
+    submitted are cancelled and their models end as V(WAIT_TIMEOUT) or V(INTERRUPTED) rows.
   - Run inside an allocation (C(SLURM_JOB_ID) set, e.g. under C(salloc)), the scripts run there, one after another,
     instead of being submitted.
 author:
