@@ -416,3 +416,11 @@ def test_resolve_madengine_command_not_on_path():
 def test_gpu_request_styles():
     for style in slurm_config.GPU_REQUEST_STYLES:
         assert parse_settings({"gpu_request": style}).gpu_request == style
+
+
+@pytest.mark.parametrize("key", ["enable_node_check", "shared_workspace", "results_dir"])
+def test_keys_of_the_original_we_do_not_act_on_are_refused_with_why(key):
+    with pytest.raises(ConfigError) as info:
+        parse_settings({key: True})
+    assert f"slurm.{key}" in info.value.msg and info.value.hint == "remove the key"
+    assert "unknown" not in info.value.msg

@@ -93,6 +93,16 @@ MISPLACED = {
     "monitor": "slurm.wait",
 }
 
+# Keys of the original's `slurm` section this version does not act on: refused, not silently ignored.
+NOT_SUPPORTED = {
+    "enable_node_check": "node preflight checks are not supported",
+    "auto_cleanup_nodes": "node preflight checks are not supported",
+    "allow_submit_without_clean_nodes": "node preflight checks are not supported",
+    "verbose_node_check": "node preflight checks are not supported",
+    "shared_workspace": "the MAD package directory is the jobs' workspace (keep it on the shared file system)",
+    "results_dir": "results go to slurm.output_dir",
+}
+
 
 def parse_time(value: Any) -> Optional[int]:
     """Seconds of a Slurm time limit; None for unlimited. Bare numbers are minutes, as sbatch reads them."""
@@ -173,6 +183,8 @@ def parse_settings(section: Optional[Mapping[str, Any]], where: str = "slurm") -
                 f"{name(key)} is misplaced: it belongs in {MISPLACED[key]}",
                 hint=f"move it out of '{where}'" if where else "set it there instead",
             )
+        if key in NOT_SUPPORTED:
+            raise ConfigError(f"{name(key)}: {NOT_SUPPORTED[key]}", hint="remove the key")
         if key not in SLURM_KEYS:
             raise ConfigError(f"{name(key)} is unknown", hint="known keys: " + ", ".join(sorted(SLURM_KEYS)))
         if value is None:
