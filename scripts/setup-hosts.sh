@@ -44,9 +44,8 @@ readonly INIT_SCRIPT="$RUN_DIR/host-init.sh"
 
 T0=$EPOCHREALTIME
 
-log() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source=scripts/lib.sh
+. "$REPO_ROOT/scripts/lib.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -88,19 +87,6 @@ veth_mac() { printf '02:6d:64:67:02:%02x' "$1"; }
 # ----------------------------------------------------------------------------------------------------------------
 # packages (apt only when something is missing)
 # ----------------------------------------------------------------------------------------------------------------
-APT_LOG=/var/log/madengine-setup-apt.log
-[ -w /var/log ] || APT_LOG="${TMPDIR:-/tmp}/madengine-setup-apt.log"
-apt_get() {
-    local -a opts=(-qq)
-    [ "$1" = install ] && opts+=(-y --no-install-recommends -o Dpkg::Options::=--force-confdef
-        -o Dpkg::Options::=--force-confold)
-    if ! env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a NEEDRESTART_SUSPEND=1 \
-            apt-get "${opts[@]}" "$@" >>"$APT_LOG" 2>&1; then
-        tail -n 20 "$APT_LOG" >&2 || true
-        return 1
-    fi
-}
-
 ensure_packages() {
     local -a missing=()
     [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
@@ -109,12 +95,7 @@ ensure_packages() {
     command -v iptables >/dev/null 2>&1 || missing+=(iptables)
     command -v nsenter >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
     [ "${#missing[@]}" -eq 0 ] && return
-    command -v apt-get >/dev/null 2>&1 || die "missing packages (${missing[*]}) and no apt-get to install them"
-    local t=$EPOCHREALTIME
-    log "installing packages: ${missing[*]}"
-    apt_get update || die "apt-get update failed (log: $APT_LOG)"
-    apt_get install "${missing[@]}" || die "apt-get install ${missing[*]} failed (log: $APT_LOG)"
-    log "ok: installed ${missing[*]} ($(elapsed "$t") s)"
+    install_packages --no-install-recommends "${missing[@]}"
 }
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -130,33 +111,6 @@ write_if_changed() { # $1 = path, content on stdin; in place (same inode: bind m
 }
 
 netns_inode() { stat -L -c %i "/run/netns/$1" 2>/dev/null; }
-
-pids_in_netns() { # $1 = netns inode: every process in that network namespace (named or not)
-    local link pid
-    find /proc/[0-9]*/ns/net -maxdepth 0 -lname "net:\\[$1\\]" 2>/dev/null | while read -r link; do
-        pid=${link#/proc/}; echo "${pid%%/*}"
-    done
-}
-
-running() { # $1 = pid: alive and not a zombie (PID 1 here may take its time reaping daemons)
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [ -n "$stat" ] && [ "${stat:0:1}" != Z ]
-}
-
-kill_pids() { # TERM, wait up to 2 s, then KILL
-    [ "$#" -gt 0 ] || return 0
-    kill "$@" 2>/dev/null || true
-    local _ p alive
-    for _ in $(seq 20); do
-        alive=0
-        for p in "$@"; do running "$p" && alive=1; done
-        [ "$alive" = 0 ] && return 0
-        sleep 0.1
-    done
-    kill -9 "$@" 2>/dev/null || true
-}
 
 sshd_pid() { # pid of host $1's sshd when it runs in the netns called $1, else nothing
     local name=$1 pid ino

@@ -43,12 +43,8 @@ readonly REG_ENV="$STATE_DIR/registry.env"
 
 T0=$EPOCHREALTIME
 
-log() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-elapsed() { # seconds since $1 (an $EPOCHREALTIME value), one decimal
-    local now=$EPOCHREALTIME
-    awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -68,21 +64,6 @@ trap cleanup EXIT
 # ----------------------------------------------------------------------------------------------------------------
 # 1. packages
 # ----------------------------------------------------------------------------------------------------------------
-APT_LOG=/var/log/madengine-setup-apt.log
-[ -w /var/log ] || APT_LOG="${TMPDIR:-/tmp}/madengine-setup-apt.log"
-readonly APT_LOG
-apt_get() { # non-interactive apt-get; output goes to $APT_LOG, its tail to stderr on failure
-    local -a opts=(-qq)
-    [ "$1" = install ] && opts+=(-y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-    if ! $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a NEEDRESTART_SUSPEND=1 \
-            apt-get "${opts[@]}" "$@" >>"$APT_LOG" 2>&1; then
-        tail -n 20 "$APT_LOG" >&2 || true
-        return 1
-    fi
-}
-
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-
 ensure_packages() {
     local -a missing=()
     # An engine that is already there (docker.io, or docker-ce on CI runners) is kept: docker.io would conflict.
@@ -99,12 +80,7 @@ ensure_packages() {
         log "ok: packages already installed"
         return
     fi
-    command -v apt-get >/dev/null 2>&1 || die "missing packages (${missing[*]}) and no apt-get to install them"
-    local t=$EPOCHREALTIME
-    log "installing packages: ${missing[*]}"
-    apt_get update || die "apt-get update failed (log: $APT_LOG)"
-    apt_get install "${missing[@]}" || die "apt-get install ${missing[*]} failed (log: $APT_LOG)"
-    log "ok: installed ${missing[*]} ($(elapsed "$t") s)"
+    install_packages "${missing[@]}"
 }
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -53,32 +53,14 @@ readonly MUNGE_LOG=/var/log/munge/munged.log
 
 T0=$EPOCHREALTIME
 
-log() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-elapsed() { # seconds since $1 (an $EPOCHREALTIME value), one decimal
-    local now=$EPOCHREALTIME
-    awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ "$WAIT_S" =~ ^[1-9][0-9]*$ ]] || die "MADENGINE_SLURM_WAIT must be a whole number of seconds, not '$WAIT_S'"
 
 # ----------------------------------------------------------------------------------------------------------------
 # 1. packages
 # ----------------------------------------------------------------------------------------------------------------
-APT_LOG=/var/log/madengine-setup-apt.log
-[ -w /var/log ] || APT_LOG="${TMPDIR:-/tmp}/madengine-setup-apt.log"
-readonly APT_LOG
-apt_get() { # non-interactive apt-get; output goes to $APT_LOG, its tail to stderr on failure
-    local -a opts=(-qq)
-    [ "$1" = install ] && opts+=(-y --no-install-recommends
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-    if ! env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a NEEDRESTART_SUSPEND=1 \
-            apt-get "${opts[@]}" "$@" >>"$APT_LOG" 2>&1; then
-        tail -n 20 "$APT_LOG" >&2 || true
-        return 1
-    fi
-}
-
 ensure_packages() {
     local -a missing=()
     local cmd
@@ -92,12 +74,7 @@ ensure_packages() {
         log "ok: slurm and munge already installed"
         return
     fi
-    command -v apt-get >/dev/null 2>&1 || die "missing packages (${missing[*]}) and no apt-get to install them"
-    local t=$EPOCHREALTIME
-    log "installing packages: ${missing[*]}"
-    apt_get update || die "apt-get update failed (log: $APT_LOG)"
-    apt_get install "${missing[@]}" || die "apt-get install ${missing[*]} failed (log: $APT_LOG)"
-    log "ok: installed ${missing[*]} ($(elapsed "$t") s)"
+    install_packages --no-install-recommends "${missing[@]}"
 }
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -209,41 +186,12 @@ write_env() {
 # ----------------------------------------------------------------------------------------------------------------
 # 4. daemons
 # ----------------------------------------------------------------------------------------------------------------
-daemon_args() { # the exact command line this script starts daemon $1 (slurmctld, or slurmd with node $2) with
-    if [ "$1" = slurmctld ]; then
-        printf '%s\n' "slurmctld -f $CONF"
-    else
-        printf '%s\n' "slurmd -f $CONF -N $2"
-    fi
-}
-
-daemon_pids() { # pids of our daemon $1 [node $2]: found by command line, so stale pid files do not matter
-    local want comm dir
-    local -a argv
-    want=$(daemon_args "$1" "${2:-}")
-    for dir in /proc/[0-9]*; do
-        read -r comm 2>/dev/null < "$dir/comm" || continue
-        [ "$comm" = "$1" ] || continue
-        mapfile -d '' -t argv 2>/dev/null < "$dir/cmdline" || continue
-        [ "${#argv[@]}" -gt 0 ] || continue   # a zombie has no command line
-        argv[0]=${argv[0]##*/}
-        [ "${argv[*]}" = "$want" ] && printf '%s\n' "${dir#/proc/}"
-    done
-    return 0
+daemon_pids() { # pids of our daemon $1 (slurmctld, or slurmd with node $2)
+    pids_with_cmdline "$1" "$(slurm_daemon_cmdline "$CONF" "$1" "${2:-}")"
 }
 
 stop_daemon() { # $1 = slurmctld|slurmd, $2 = node; SIGTERM, then SIGKILL after 10 s
-    local -a pids
-    local pid
-    mapfile -t pids < <(daemon_pids "$1" "${2:-}")
-    [ "${#pids[@]}" -gt 0 ] || return 0
-    kill "${pids[@]}" 2>/dev/null || true
-    for _ in $(seq 100); do
-        mapfile -t pids < <(daemon_pids "$1" "${2:-}")
-        [ "${#pids[@]}" -gt 0 ] || return 0
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    stop_cmdline "$1" "$(slurm_daemon_cmdline "$CONF" "$1" "${2:-}")" >/dev/null
 }
 
 port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -259,7 +207,7 @@ ctld_answers() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
 start_daemon() { # $1 = slurmctld|slurmd, $2 = node; both daemonize themselves
     local -a argv
-    read -r -a argv <<< "$(daemon_args "$1" "${2:-}")"
+    read -r -a argv <<< "$(slurm_daemon_cmdline "$CONF" "$1" "${2:-}")"
     argv[0]=$(command -v "${argv[0]}")
     # 9>&-: the daemon must not inherit (and hold forever) the fd of this script's lock
     "${argv[@]}" </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- \

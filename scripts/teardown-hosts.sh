@@ -13,8 +13,8 @@ readonly PREFIX=mdg-h
 readonly STATE_DIR="${MADENGINE_HOSTS_DIR:-/var/tmp/madengine-hosts}"
 readonly RUN_DIR="$STATE_DIR/run"
 
-log() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 purge=0
 for arg in "$@"; do
@@ -30,33 +30,6 @@ if [ -d "$STATE_DIR" ]; then
     exec 9>"$STATE_DIR/.lock"
     flock -w 120 9 || die "another setup-hosts.sh/teardown-hosts.sh holds $STATE_DIR/.lock"
 fi
-
-pids_in_netns() { # $1 = netns inode: every process in that network namespace (named or not)
-    local link pid
-    find /proc/[0-9]*/ns/net -maxdepth 0 -lname "net:\\[$1\\]" 2>/dev/null | while read -r link; do
-        pid=${link#/proc/}; echo "${pid%%/*}"
-    done
-}
-
-running() { # $1 = pid: alive and not a zombie (PID 1 here may take its time reaping daemons)
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [ -n "$stat" ] && [ "${stat:0:1}" != Z ]
-}
-
-kill_pids() { # TERM, wait up to 2 s, then KILL
-    [ "$#" -gt 0 ] || return 0
-    kill "$@" 2>/dev/null || true
-    local _ p alive
-    for _ in $(seq 20); do
-        alive=0
-        for p in "$@"; do running "$p" && alive=1; done
-        [ "$alive" = 0 ] && return 0
-        sleep 0.1
-    done
-    kill -9 "$@" 2>/dev/null || true
-}
 
 # 1. ansible's ControlPersist masters. Left open, they keep sessions (and so the namespaces) alive for 60 s.
 masters=0

@@ -10,8 +10,8 @@ readonly STATE_DIR="${MADENGINE_SLURM_DIR:-/var/tmp/madengine-slurm}"
 readonly CONF="$STATE_DIR/slurm.conf"
 readonly CANCEL_WAIT=15
 
-log() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 purge=0
 for arg in "$@"; do
@@ -25,39 +25,14 @@ done
 
 export SLURM_CONF="$CONF"
 
-# The same look-up as setup-slurm.sh: our daemons by their exact command line, not by pid file.
 daemon_pids() { # $1 = slurmctld|slurmd, $2 = node
-    local want comm dir
-    local -a argv
-    if [ "$1" = slurmctld ]; then want="slurmctld -f $CONF"; else want="slurmd -f $CONF -N $2"; fi
-    for dir in /proc/[0-9]*; do
-        read -r comm 2>/dev/null < "$dir/comm" || continue
-        [ "$comm" = "$1" ] || continue
-        mapfile -d '' -t argv 2>/dev/null < "$dir/cmdline" || continue
-        [ "${#argv[@]}" -gt 0 ] || continue
-        argv[0]=${argv[0]##*/}
-        [ "${argv[*]}" = "$want" ] && printf '%s\n' "${dir#/proc/}"
-    done
-    return 0
+    pids_with_cmdline "$1" "$(slurm_daemon_cmdline "$CONF" "$1" "${2:-}")"
 }
 
-stop_daemon() { # $1 = slurmctld|slurmd, $2 = node, $3 = label; SIGTERM, then SIGKILL after 10 s
-    local -a pids
-    local pid
-    mapfile -t pids < <(daemon_pids "$1" "${2:-}")
-    if [ "${#pids[@]}" -eq 0 ]; then
-        log "ok: $3 not running"
-        return
-    fi
-    local first="${pids[*]}"
-    kill "${pids[@]}" 2>/dev/null || true
-    for _ in $(seq 100); do
-        mapfile -t pids < <(daemon_pids "$1" "${2:-}")
-        [ "${#pids[@]}" -gt 0 ] || break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    log "ok: $3 (pid $first) stopped"
+stop_daemon() { # $1 = slurmctld|slurmd, $2 = node, $3 = label
+    local stopped
+    stopped=$(stop_cmdline "$1" "$(slurm_daemon_cmdline "$CONF" "$1" "${2:-}")")
+    if [ -n "$stopped" ]; then log "ok: $3 (pid $stopped) stopped"; else log "ok: $3 not running"; fi
 }
 
 nodes=()

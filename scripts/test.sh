@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Run every check: ruff, mypy, ansible-lint, ansible-test sanity, then unit, integration (real Docker engine and
-# registry), module, fleet (real SSH hosts) and e2e tests.
+# Run every check: ruff, mypy, shellcheck, ansible-lint, ansible-test sanity, then unit, integration (real Docker
+# engine and registry), module, fleet (real SSH hosts) and e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/shellcheck -x scripts/*.sh
 ANSIBLE_COLLECTIONS_PATH="$PWD/collections" .venv/bin/ansible-lint -q playbooks inventories \
   collections/ansible_collections/rocm/madengine/roles collections/ansible_collections/rocm/madengine/playbooks
 bash scripts/sanity.sh
