@@ -105,11 +105,14 @@ def test_build_is_idempotent_and_check_mode_predicts(ansible: Ansible, package: 
 
     (package.root / "docker" / "context-change.txt").write_text("new build context file\n", encoding="utf-8")
     manifest_before = manifest.read_text(encoding="utf-8")
+    build_log = Path(image["log_file"])
+    build_log.write_text("the log of the last real build\n", encoding="utf-8")
     stale = ansible.module("docker_build_model", args, check=True)
     assert stale.rc == 0, stale.output
     assert stale.changed is True and stale.data["images"][0]["built"] is True
     assert docker_client.images.get(package.image).id == image["image_id"], "check mode rebuilt the image"
     assert manifest.read_text(encoding="utf-8") == manifest_before, "check mode rewrote the manifest"
+    assert build_log.read_text(encoding="utf-8") == "the log of the last real build\n", "check mode wrote the log"
 
     rebuilt = ansible.module("docker_build_model", args)
     assert rebuilt.changed is True

@@ -36,6 +36,35 @@ def results_dir(package: Path) -> Path:
     return run_dir
 
 
+def start_until_running(package: Path, cluster, tags: str):
+    """Start `madengine run` in the background; return it and its first job id once that job runs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "madengine", "run", "--tags", tags, "-c", slurm_ctx()],
+        cwd=package,
+        env=cli_env(cluster.env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        job_id = ""
+        deadline = time.monotonic() + 120
+        while not job_id and time.monotonic() < deadline:
+            state = list((package / "slurm_results").glob("*/jobs.json"))
+            if state:
+                job_id = next(iter(json.loads(state[0].read_text())["jobs"].values()), "")
+            time.sleep(0.2)
+        assert job_id, "madengine did not submit a job"
+        deadline = time.monotonic() + 60  # by the time the job runs, madengine is waiting for it
+        while "JobState=RUNNING" not in cluster.run("scontrol", "show", "job", "-o", job_id).stdout:
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, job_id
+
+
 def test_one_model_is_a_job_whose_row_comes_back(mad_package, slurm_cluster):
     result = madengine(mad_package, "run", "--tags", "dummy", "-c", slurm_ctx(), env=slurm_cluster.env)
     assert result.rc == 0, result.output
@@ -96,27 +125,8 @@ def test_a_job_over_its_time_limit_is_a_timeout_row_and_exit_3(mad_package, slur
 
 
 def test_a_cancelled_job_is_a_cancelled_row(mad_package, slurm_cluster):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "madengine", "run", "--tags", "dummy_sleep", "-c", slurm_ctx()],
-        cwd=mad_package,
-        env=cli_env(slurm_cluster.env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, job_id = start_until_running(mad_package, slurm_cluster, "dummy_sleep")
     try:
-        job_id = ""
-        deadline = time.monotonic() + 120
-        while not job_id and time.monotonic() < deadline:
-            state = list((mad_package / "slurm_results").glob("*/jobs.json"))
-            if state:
-                job_id = next(iter(json.loads(state[0].read_text())["jobs"].values()), "")
-            time.sleep(0.2)
-        assert job_id, "madengine did not submit a job"
-        deadline = time.monotonic() + 60
-        while "JobState=RUNNING" not in slurm_cluster.run("scontrol", "show", "job", "-o", job_id).stdout:
-            assert time.monotonic() < deadline, "the job did not start"
-            time.sleep(0.2)
         assert slurm_cluster.run("scancel", job_id).returncode == 0
         output, _ = proc.communicate(timeout=120)
     finally:
@@ -245,27 +255,8 @@ def test_a_manifest_built_for_slurm_runs_on_slurm(mad_package, slurm_cluster):
 
 
 def test_ctrl_c_while_waiting_cancels_the_jobs_and_still_writes_the_rows(mad_package, slurm_cluster):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "madengine", "run", "--tags", "dummy_sleep,dummy", "-c", slurm_ctx()],
-        cwd=mad_package,
-        env=cli_env(slurm_cluster.env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, job_id = start_until_running(mad_package, slurm_cluster, "dummy_sleep,dummy")
     try:
-        job_id = ""
-        deadline = time.monotonic() + 120
-        while not job_id and time.monotonic() < deadline:
-            state = list((mad_package / "slurm_results").glob("*/jobs.json"))
-            if state:
-                job_id = next(iter(json.loads(state[0].read_text())["jobs"].values()), "")
-            time.sleep(0.2)
-        assert job_id, "madengine did not submit a job"
-        deadline = time.monotonic() + 60  # by the time the job runs, madengine is waiting for it
-        while "JobState=RUNNING" not in slurm_cluster.run("scontrol", "show", "job", "-o", job_id).stdout:
-            assert time.monotonic() < deadline, "the job did not start"
-            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     finally:

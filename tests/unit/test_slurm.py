@@ -877,6 +877,31 @@ def test_run_on_slurm_without_wait_reports_states(tmp_path):
     assert not os.path.exists(os.path.join(outcome.results_dir, "perf.csv"))
 
 
+def test_ctrl_c_while_submitting_cancels_what_went_and_still_writes_every_row(tmp_path):
+    answers = [(0, "300\n", "")]
+
+    def sbatch(_argv):
+        if answers:
+            return answers.pop()
+        raise KeyboardInterrupt  # the user presses Ctrl-C while the second sbatch runs
+
+    runner = FakeRunner(sbatch=sbatch, scancel=(0, "", ""), scontrol=(0, data("scontrol-running.txt"), ""))
+    reporter = Recorder()
+    before = signal.getsignal(signal.SIGTERM)
+    outcome = run_on_slurm(manifest(model("a", "1"), model("b", "2")), make_request(tmp_path), reporter, runner)
+    first, second = outcome.plans
+    assert len(runner.of("sbatch")) == 2 and outcome.interrupted
+    assert runner.of("scancel") == [("scancel", "300")] and outcome.cancelled == ["300"]
+    assert not runner.of("scontrol")  # no waiting after an interruption
+    assert [(r["model"], r["status"], r["failure_reason"]) for r in outcome.rows] == [
+        ("a", "FAILURE", "INTERRUPTED"),
+        ("b", "FAILURE", "INTERRUPTED"),
+    ]
+    assert any(f"{second.name} was not submitted" in w for w in reporter.warnings)
+    assert json.loads(Path(outcome.results_dir, "jobs.json").read_text())["jobs"] == {first.name: "300"}
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_generate_only_writes_without_submitting(tmp_path):
     request = make_request(tmp_path, submit=False)
     runner = FakeRunner()

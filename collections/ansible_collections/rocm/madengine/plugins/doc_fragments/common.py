@@ -39,3 +39,16 @@ attributes:
     membership:
       - rocm.madengine.madengine
 """
+
+    # The descriptions of the attributes every module documents; each module gives their support and details.
+    ATTRIBUTES = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation
+      indicates no change.
+"""

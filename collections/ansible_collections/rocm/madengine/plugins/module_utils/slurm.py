@@ -6,6 +6,7 @@ to it (never submitted, time limit, cancelled, node failure, ...).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from . import launchers, perfcsv, slurm_script
 from .commands import CommandResult, Runner, run_command, which
@@ -39,6 +40,7 @@ TERMINAL_STATES = (
     "SPECIAL_EXIT",
 )
 SUBMIT_FAILED, WAIT_TIMEOUT, NO_RESULT = "SUBMIT_FAILED", "WAIT_TIMEOUT", "NO_RESULT"
+INTERRUPTED = "INTERRUPTED"
 STATE_FILE = "jobs.json"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
 
@@ -339,21 +341,22 @@ def submit_jobs(
 ) -> None:
     """sbatch each plan once per run id: a plan already in jobs.json is not submitted again."""
     known = _load_state(outcome.results_dir)["jobs"]
-    for plan in plans:
-        if plan.name in known:
-            plan.job_id = known[plan.name]
-            outcome.reused.append(plan.job_id)
-            continue
-        result = client.submit(plan.script_path)
-        if result.ok and result.stdout.strip():
-            plan.job_id = result.stdout.strip().split(";")[0]
-            outcome.submitted.append(plan.job_id)
-            outcome.changed = True
-            reporter.info(f"submitted {plan.name} as job {plan.job_id} ({plan.size} model(s))")
-        else:
-            plan.submit_error = _first_error(result)
-            reporter.warn(f"sbatch {plan.name} failed: {plan.submit_error}")
-        _save_state(outcome.results_dir, run_id, plans)
+    with cancel_on_interrupt(plans, client, outcome, reporter):
+        for plan in plans:
+            if plan.name in known:
+                plan.job_id = known[plan.name]
+                outcome.reused.append(plan.job_id)
+                continue
+            result = client.submit(plan.script_path)
+            if result.ok and result.stdout.strip():
+                plan.job_id = result.stdout.strip().split(";")[0]
+                outcome.submitted.append(plan.job_id)
+                outcome.changed = True
+                reporter.info(f"submitted {plan.name} as job {plan.job_id} ({plan.size} model(s))")
+            else:
+                plan.submit_error = _first_error(result)
+                reporter.warn(f"sbatch {plan.name} failed: {plan.submit_error}")
+            _save_state(outcome.results_dir, run_id, plans)
 
 
 def _first_error(result: CommandResult) -> str:
@@ -379,6 +382,24 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise _Interrupted(signal.Signals(signum).name)
 
 
+@contextlib.contextmanager
+def cancel_on_interrupt(
+    plans: List[JobPlan], client: SlurmClient, outcome: SlurmOutcome, reporter: Reporter
+) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGHUP (the play or the job around us ends) inside the block: cancel the jobs of
+    `plans` submitted so far, mark every unfinished model INTERRUPTED and carry on, so the rows are written."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    except (KeyboardInterrupt, _Interrupted):
+        reporter.warn("interrupted; cancelling the submitted jobs")
+        _cancel(plans, client, outcome, INTERRUPTED)
+        outcome.interrupted = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def wait_jobs(
     plans: List[JobPlan],
     client: SlurmClient,
@@ -391,9 +412,8 @@ def wait_jobs(
     """Poll until every job is terminal; on the wait timeout or an interruption, cancel our jobs (and say so)."""
     live = [p for p in plans if p.job_id]
     deadline = clock() + settings.wait_timeout if settings.wait_timeout else None
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     polls = 0
-    try:
+    with cancel_on_interrupt(live, client, outcome, reporter):
         while True:
             pending = False
             for plan in live:
@@ -410,18 +430,14 @@ def wait_jobs(
             # Short jobs come back quickly: look again after 0.25 s, 0.35 s, 0.45 s, ... up to wait_sleep.
             sleep(min(float(settings.wait_sleep), 0.25 + 0.1 * polls))
             polls += 1
-    except (KeyboardInterrupt, _Interrupted):
-        # Ctrl-C, or the play/job around us ends: cancel ours, and still report every model as a row.
-        reporter.warn("interrupted; cancelling the submitted jobs")
-        _cancel(live, client, outcome, "INTERRUPTED")
-        outcome.interrupted = True
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _cancel(plans: List[JobPlan], client: SlurmClient, outcome: SlurmOutcome, reason: str) -> None:
-    ids = [p.job_id for p in plans if not all(s.terminal for s in p.states.values()) or len(p.states) < p.size]
+    ids = [
+        p.job_id
+        for p in plans
+        if p.job_id and (not all(s.terminal for s in p.states.values()) or len(p.states) < p.size)
+    ]
     client.cancel(ids)
     outcome.cancelled.extend(ids)
     for plan in plans:
@@ -477,7 +493,9 @@ def state_reason(plan: JobPlan, index: int) -> Tuple[str, str]:
         return SUBMIT_FAILED, f"sbatch failed: {plan.submit_error}"
     state = plan.states.get(index, TaskState("UNKNOWN"))
     label = f"job {plan.task_label(index)}"
-    if state.reason in (WAIT_TIMEOUT, "INTERRUPTED"):
+    if state.reason in (WAIT_TIMEOUT, INTERRUPTED):
+        if not plan.job_id:
+            return state.reason, f"{plan.name} was not submitted: madengine was interrupted first"
         return state.reason, f"{label} cancelled by madengine ({state.reason.lower().replace('_', ' ')})"
     if state.state == "COMPLETED":
         return NO_RESULT, f"{label} completed but wrote no perf rows"
@@ -568,12 +586,13 @@ def run_on_slurm(
     else:
         client.require()
         submit_jobs(plans, client, outcome, request.run_id, reporter)
-        if not request.settings.wait:
+        if not outcome.interrupted and not request.settings.wait:
             for plan in plans:
                 if plan.job_id:
                     plan.states = client.states(plan.job_id, plan.size)
             return outcome
-        wait_jobs(plans, client, request.settings, outcome, reporter)
+        if not outcome.interrupted:
+            wait_jobs(plans, client, request.settings, outcome, reporter)
     outcome.rows = collect_rows(plans, request, directory, reporter)
     perfcsv.write_rows(os.path.join(directory, "perf.csv"), outcome.rows)
     outcome.newly_collected = not _load_state(directory)["collected"]

@@ -21,17 +21,14 @@ author:
 extends_documentation_fragment:
   - rocm.madengine.common
   - rocm.madengine.common.actiongroup
+  - rocm.madengine.common.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
     details: The module changes nothing.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
 options:
   tags:

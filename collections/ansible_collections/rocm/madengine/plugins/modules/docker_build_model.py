@@ -26,20 +26,17 @@ author:
 extends_documentation_fragment:
   - rocm.madengine.common
   - rocm.madengine.common.actiongroup
+  - rocm.madengine.common.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The content hash of each image is computed and compared with the existing image's label; nothing is built
         or pushed and the manifest is not written.
-      - Known issue, to be fixed in the core; each selected image's build log in O(package_dir) is still rewritten.
+      - The build logs in O(package_dir) are left as they are.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: partial
     details:
       - An unchanged image is not rebuilt. O(clean_docker_cache=true) rebuilds every image on every run.

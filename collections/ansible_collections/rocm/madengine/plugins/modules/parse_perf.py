@@ -28,19 +28,16 @@ author:
   - madengine developers (!UNKNOWN)
 extends_documentation_fragment:
   - rocm.madengine.common.actiongroup
+  - rocm.madengine.common.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: partial
     details:
       - The diff shows the row count of O(dest) before and after, and one line per added row (model, machine,
         status); not the whole file.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
 options:
   package_dir:

@@ -28,18 +28,15 @@ author:
 extends_documentation_fragment:
   - rocm.madengine.common
   - rocm.madengine.common.actiongroup
+  - rocm.madengine.common.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: none
     details:
       - Whether a model succeeds cannot be predicted without running it; the task is skipped in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: N/A
     details:
       - Every invocation runs the models again (like M(community.docker.docker_container_exec)).

@@ -26,8 +26,8 @@ description:
     appended to O(output) once.
   - Idempotent per O(run_id). Jobs already submitted for the run id (recorded in C(jobs.json) there) are not
     submitted again; a second call waits for them and returns their rows with C(changed=false).
-  - When the wait times out (O(wait_timeout)) or the task is interrupted (SIGINT, SIGTERM, SIGHUP), the jobs it
-    submitted are cancelled and their models end as V(WAIT_TIMEOUT) or V(INTERRUPTED) rows.
+  - When the wait times out (O(wait_timeout)) or the task is interrupted (SIGINT, SIGTERM, SIGHUP) while it submits
+    or waits, the jobs it submitted are cancelled and every model ends as a V(WAIT_TIMEOUT) or V(INTERRUPTED) row.
   - Run inside an allocation (C(SLURM_JOB_ID) set, e.g. under C(salloc)), the scripts run there, one after another,
     instead of being submitted.
 author:
@@ -35,19 +35,16 @@ author:
 extends_documentation_fragment:
   - rocm.madengine.common
   - rocm.madengine.common.actiongroup
+  - rocm.madengine.common.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Writes nothing and submits nothing; each job that would be submitted is checked with
         C(sbatch --test-only), and its answer is in RV(test_only). A job that sbatch would refuse fails the task.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
     details:
       - Given the same O(run_id). Without one, every call is a new run.
