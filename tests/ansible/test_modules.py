@@ -207,6 +207,10 @@ def test_run_success(ansible: Ansible, package: Package) -> None:
     assert checked.rc == 0 and checked.status == "SKIPPED", checked.output
     assert [r["run_id"] for r in csv_rows(perf_csv)] == ["it-run-1", "it-run-2"], "check mode ran the model"
 
+    spaced = ansible.module("run_model", dict(args, run_id="it run 4"))
+    assert spaced.failed and spaced.data["option"] == "run_id" and "run_id: 'it run 4'" in spaced.data["msg"]
+    assert [r["run_id"] for r in csv_rows(perf_csv)] == ["it-run-1", "it-run-2"], "a refused run id ran the model"
+
 
 def test_run_failures_return_rows_and_reasons(ansible: Ansible, package: Package) -> None:
     built = ansible.module(

@@ -56,6 +56,8 @@ def test_ambiguous_tag_shows_both_readings(mad_package: Path) -> None:
         (["run", "--tags", "dummy", "-c", '{"gpu_vendor": "INTEL"}'], "gpu_vendor"),
         (["run", "--tags", "dummy", "-f", "missing.json"], "missing.json"),
         (["run", "--tags", "dummy", "--timeout", "-5"], "--timeout"),
+        (["run", "--tags", "dummy", "--run-id", "nightly 1"], "--run-id 'nightly 1'"),
+        (["run", "--tags", "dummy", "--run-id", "../x"], "--run-id '../x'"),
         (["run"], "--tags"),
         (["run", "--manifest-file", "nope.json"], "nope.json"),
         (["run", "--bogus-option"], "--bogus-option"),

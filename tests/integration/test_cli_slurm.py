@@ -81,6 +81,27 @@ def test_one_model_is_a_job_whose_row_comes_back(mad_package, slurm_cluster):
     assert "JobState=COMPLETED" in shown
 
 
+def test_wait_false_submits_and_the_same_run_id_collects_later(mad_package, slurm_cluster):
+    submitted = madengine(mad_package, "run", "--tags", "dummy", "-c", slurm_ctx(wait=False), env=slurm_cluster.env)
+    assert submitted.rc == 0, submitted.output
+    assert not (mad_package / "perf.csv").exists()  # nothing collected yet, nothing claimed
+    run_dir = results_dir(mad_package)
+    assert f"--run-id {run_dir.name}" in " ".join(submitted.output.split())
+    (job_id,) = json.loads((run_dir / "jobs.json").read_text())["jobs"].values()
+
+    collected = madengine(
+        mad_package, "run", "--manifest-file", "build_manifest.json", "-c", slurm_ctx(), "--run-id", run_dir.name,
+        env=slurm_cluster.env,
+    )  # fmt: skip
+    assert collected.rc == 0, collected.output
+    (row,) = perf_rows(mad_package)
+    assert (row["status"], row["run_id"], row["deployment_type"]) == ("SUCCESS", run_dir.name, "slurm")
+    assert json.loads((run_dir / "jobs.json").read_text())["jobs"] == {f"madengine-{run_dir.name}-0": job_id}
+    named = slurm_cluster.run("squeue", "-h", "-o", "%i", "--name", f"madengine-{run_dir.name}-0").stdout.split()
+    shown = slurm_cluster.run("scontrol", "show", "job", "-o", job_id).stdout
+    assert named == [] and f"JobName=madengine-{run_dir.name}-0" in shown  # the one job, not a second one
+
+
 def test_several_models_go_as_one_array_and_all_come_back(mad_package, slurm_cluster):
     tags = ["dummy", "dummy2", "dummy_multi", "dummy_exit", "dummy3/model3"]
     result = madengine(mad_package, "run", "--tags", ",".join(tags), "-c", slurm_ctx(), env=slurm_cluster.env)
@@ -222,9 +243,13 @@ def test_inside_an_allocation_it_runs_there_instead_of_nesting_sbatch(mad_packag
 def test_generate_writes_scripts_that_sbatch_accepts_without_submitting(mad_package, slurm_cluster):
     assert madengine(mad_package, "build", "--tags", "dummy,dummy2", env=slurm_cluster.env).rc == 0
     before = slurm_cluster.run("squeue", "-h", "-o", "%i").stdout.split()
-    result = madengine(mad_package, "generate", "slurm", "-c", slurm_ctx(partition="debug"), env=slurm_cluster.env)
+    result = madengine(
+        mad_package, "generate", "slurm", "-c", slurm_ctx(partition="debug"), "--run-id", "weekly-7",
+        env=slurm_cluster.env,
+    )  # fmt: skip
     assert result.rc == 0, result.output
-    (script,) = results_dir(mad_package).glob("madengine-*.sh")
+    assert results_dir(mad_package).name == "weekly-7"
+    (script,) = results_dir(mad_package).glob("madengine-weekly-7-*.sh")
     text = script.read_text()
     assert "#SBATCH --partition=debug" in text and "#SBATCH --array=0-1" in text and "slurm-task" in text
     assert slurm_cluster.run("squeue", "-h", "-o", "%i").stdout.split() == before

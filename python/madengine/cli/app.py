@@ -46,6 +46,11 @@ InventoryOpt = typer.Option(
     help="Ansible inventory: run on its madengine_gpu hosts through the rocm.madengine playbooks.",
 )
 LimitOpt = typer.Option(None, "--limit", help="With --inventory: only these hosts (Ansible --limit pattern).")
+RunIdOpt = typer.Option(
+    None,
+    "--run-id",
+    help="The rows' run_id (default: a new random id). On SLURM, the same id collects the jobs of an earlier run.",
+)
 
 
 class CliReporter(Reporter):
@@ -216,6 +221,7 @@ def run(
     ),
     ignore_deprecated: bool = typer.Option(False, "--ignore-deprecated", help="Accepted for compatibility; no effect."),
     cleanup_perf: bool = typer.Option(False, "--cleanup-perf", help="Remove perf_entry.* files after the run."),
+    run_id: Optional[str] = RunIdOpt,
     inventory: Optional[str] = InventoryOpt,
     limit: Optional[str] = LimitOpt,
     verbose: bool = VerboseOpt,
@@ -236,6 +242,8 @@ def run(
             output=output,
             disable_skip_gpu_arch=disable_skip_gpu_arch,
         )
+        if run_id is not None:
+            options.run_id = runmod.check_run_id(run_id)
         if timeout < -1:
             raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
         reporter = CliReporter()
@@ -281,9 +289,15 @@ def run(
             render.build_table(result.build.successes, result.build.failures)
         if result.slurm is not None:
             render.slurm_jobs(result.slurm.jobs(), result.slurm.results_dir)
-        render.perf_table(
-            workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
-        )
+        if result.slurm is not None and not result.slurm.collected:
+            render.info_line(
+                f"not waiting for the jobs (slurm.wait is false); collect their rows later with the same command "
+                f"and --manifest-file {manifest_file or manifest_output} --run-id {options.run_id}"
+            )
+        else:
+            render.perf_table(
+                workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
+            )
         if summary_output:
             workflow.write_summary(summary_output, result.summary)
         if cleanup_perf:
@@ -332,6 +346,7 @@ def generate_slurm(
     timeout: int = typer.Option(-1, "--timeout", help="Seconds per model: -1 the model's own or 7200, 0 none."),
     additional_context: str = ContextOpt,
     additional_context_file: Optional[str] = ContextFileOpt,
+    run_id: Optional[str] = RunIdOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Write the sbatch scripts and job specs for a manifest's models; submit them yourself with sbatch."""
@@ -342,6 +357,8 @@ def generate_slurm(
         if timeout < -1:
             raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
         options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
+        if run_id is not None:
+            options.run_id = runmod.check_run_id(run_id)
         result = workflow.do_run_slurm(".", options, manifest_file, None, CliReporter(), submit=False)
         render.slurm_scripts(result.slurm.plans, result.slurm.results_dir)
 

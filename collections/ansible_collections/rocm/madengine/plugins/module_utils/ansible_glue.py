@@ -28,6 +28,7 @@ FLAG_OPTIONS = (
     ("--use-image", "use_image"),
     ("--registry", "registry"),
     ("--timeout", "timeout"),
+    ("--run-id", "run_id"),
     ("--tags", "tags"),
 )
 MAX_LINE = 2000  # characters kept of one log line (progress bars can be megabytes without a newline)

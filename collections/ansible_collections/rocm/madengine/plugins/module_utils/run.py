@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -32,6 +33,20 @@ BUILD_FAILED, IMAGE_MISSING, VENDOR_MISMATCH, SETUP_FAILED = (
 )
 SKIP_GPU_ARCH, SKIP_MODEL_RUN, MANIFEST_ERROR = "SKIP_GPU_ARCH", "SKIP_MODEL_RUN", "MANIFEST_ERROR"
 ARCH_MISMATCH = "ARCH_MISMATCH"
+
+# A run id ends up in perf rows, container labels, SLURM job names and a results directory name.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*\Z")
+
+
+def check_run_id(value: str, name: str = "--run-id") -> str:
+    """value, when it is a usable run id; a ConfigError naming the option (`name`) otherwise."""
+    if not _RUN_ID.match(value) or len(value) > 128:
+        raise ConfigError(
+            f"{name} {value!r} is not allowed",
+            hint="use up to 128 letters, digits and . _ @ + - (starting with a letter or digit)",
+            option="run_id",
+        )
+    return value
 
 
 @dataclass

@@ -107,6 +107,7 @@ class SlurmOutcome:
     test_only: List[Dict[str, str]] = field(default_factory=list)
     newly_collected: bool = False  # False when a re-run with the same run id collects rows already reported
     interrupted: bool = False  # the wait was interrupted (Ctrl-C, SIGTERM, SIGHUP) and the jobs cancelled
+    collected: bool = False  # rows were collected (False after check mode, generate, or submitting with wait: false)
 
     def jobs(self) -> List[Dict[str, Any]]:
         result = []
@@ -594,6 +595,7 @@ def run_on_slurm(
         if not outcome.interrupted:
             wait_jobs(plans, client, request.settings, outcome, reporter)
     outcome.rows = collect_rows(plans, request, directory, reporter)
+    outcome.collected = True
     perfcsv.write_rows(os.path.join(directory, "perf.csv"), outcome.rows)
     outcome.newly_collected = not _load_state(directory)["collected"]
     outcome.changed = outcome.changed or outcome.newly_collected

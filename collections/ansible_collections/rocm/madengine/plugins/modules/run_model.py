@@ -88,6 +88,7 @@ options:
     description:
       - Written to the C(run_id) column of every row, to tell one run's rows from another's (default a random id).
       - Give all hosts of one benchmark the same value to merge their rows by it.
+      - Up to 128 letters, digits and C(. _ @ + -), starting with a letter or digit.
     type: str
   machine_name:
     description:
@@ -229,7 +230,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions, check_run_id  # noqa: E402
 
 
 def log_entries(summary, lines):
@@ -302,7 +303,7 @@ def main():
         machine_name=params["machine_name"] or "",
     )
     if params["run_id"]:
-        options.run_id = params["run_id"]
+        options.run_id = glue.call_core(module, "run_id", check_run_id, params["run_id"], "run_id:")
     result = glue.call_core(
         module,
         "",

@@ -59,7 +59,7 @@ options:
     description:
       - Names the results directory and the jobs, and is written to every row. Give it to make the task
         idempotent; default a new random id.
-      - Letters, digits and C(. _ @ + -), starting with a letter or digit.
+      - Up to 128 letters, digits and C(. _ @ + -), starting with a letter or digit.
     type: str
   timeout:
     description:
@@ -318,18 +318,14 @@ perf_csv:
 """
 
 import os  # noqa: E402
-import re  # noqa: E402
 import uuid  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions, check_run_id  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.slurm_config import parse_settings  # noqa: E402
-
-# A run id names the results directory, the jobs and their #SBATCH lines: no separators, spaces or newlines.
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*\Z")
 
 # Module options that are keys of the `slurm` section (one definition of their checks: slurm_config).
 SETTING_OPTIONS = {
@@ -378,12 +374,8 @@ def main():
     params = module.params
     if params["timeout"] < -1:
         module.fail_json(msg=f"timeout: {params['timeout']} is not allowed; use -1, 0 or seconds", option="timeout")
-    if params["run_id"] is not None and not RUN_ID.match(params["run_id"]):
-        module.fail_json(
-            msg=f"run_id: {params['run_id']!r} is not allowed; use letters, digits and . _ @ + -"
-            " (starting with a letter or digit)",
-            option="run_id",
-        )
+    if params["run_id"] is not None:
+        glue.call_core(module, "run_id", check_run_id, params["run_id"], "run_id:")
     root = glue.package_root(module)
     ctx = glue.context_of(module)
     given = {name: params[name] for name in SETTING_OPTIONS if params[name] not in (None, [])}
