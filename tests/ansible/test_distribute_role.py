@@ -102,4 +102,11 @@ def test_distribute_unpacks_once_and_is_idempotent(mad_package: Path, tmp_path: 
     assert play.run()["changed"] > 0
     assert (play.work / "scripts" / "dummy2" / "run.sh").read_text(encoding="utf-8").endswith("# changed\n")
 
+    (play.work / "scripts" / "dummy" / "run.sh").unlink()  # lost on the host; the package did not change
+    assert play.run()["changed"] > 0
+    assert (play.work / "scripts" / "dummy" / "run.sh").read_bytes() == (
+        mad_package / "scripts" / "dummy" / "run.sh"
+    ).read_bytes()
+    assert play.run()["changed"] == 0
+
     assert list(play.scratch.iterdir()) == [], "the controller's staging directory was left behind"
