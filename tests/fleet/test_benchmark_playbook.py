@@ -169,7 +169,7 @@ def test_a_host_lost_mid_run_loses_no_rows(fleet, package: Path, tmp_path: Path,
     container = f"container_ci-dummy_sleep_dummy.ubuntu.cpu_{victim}"
     try:
         deadline = time.monotonic() + 240
-        while not docker_client.containers.list(filters={"name": f"^{container}$"}):
+        while not docker_client.containers.list(filters={"name": f"^{container}_"}):
             assert proc.poll() is None, "the playbook ended before the victim's model started"
             assert time.monotonic() < deadline, "the victim's model never started"
             time.sleep(0.2)

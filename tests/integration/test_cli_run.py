@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 from clirun import madengine, manifest, perf_header, perf_rows, rows_by_model
 
+from ansible_collections.rocm.madengine.plugins.module_utils.ownership import RUN_LABEL
 from ansible_collections.rocm.madengine.plugins.module_utils.perfcsv import EXTRA_COLUMNS, PERF_COLUMNS
 
 pytestmark = pytest.mark.integration
 
 
-def containers_named(docker_client, name: str) -> list:
-    return docker_client.containers.list(all=True, filters={"name": f"^{name}$"})
+def containers_of_run(docker_client, run_id: str) -> list:
+    return docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
 
 
 def test_dummy_runs_end_to_end(mad_package: Path, docker_client) -> None:
-    result = madengine(mad_package, "run", "--tags", "dummy", "--summary-output", "summary.json")
+    result = madengine(mad_package, "run", "--tags", "dummy", "--summary-output", "summary.json", "--run-id", "e2e")
     assert result.rc == 0, result.output
     header = perf_header(mad_package)
     assert tuple(header[: len(PERF_COLUMNS)]) == PERF_COLUMNS
@@ -45,7 +46,10 @@ def test_dummy_runs_end_to_end(mad_package: Path, docker_client) -> None:
     assert summary["run_phase"]["successful_runs"][0]["model"] == "dummy"
     assert json.loads((mad_package / "perf_entry.json").read_text())["model"] == "dummy"
     assert not (mad_package / "run_directory").exists()
-    assert containers_named(docker_client, "container_ci-dummy_dummy.ubuntu.cpu") == []
+    assert containers_of_run(docker_client, "e2e") == []
+    assert not (mad_package / ".madengine" / "runs").exists() or not any(
+        (mad_package / ".madengine" / "runs").iterdir()
+    )
 
 
 def test_failures_end_as_rows_with_reasons(mad_package: Path) -> None:
@@ -62,12 +66,12 @@ def test_failures_end_as_rows_with_reasons(mad_package: Path) -> None:
 
 
 def test_timeout_kills_and_removes_the_container(mad_package: Path, docker_client) -> None:
-    result = madengine(mad_package, "run", "--tags", "dummy_sleep", "--timeout", "3")
+    result = madengine(mad_package, "run", "--tags", "dummy_sleep", "--timeout", "3", "--run-id", "timeout3")
     assert result.rc == 3, result.output
     (row,) = perf_rows(mad_package)
     assert (row["model"], row["status"], row["failure_reason"]) == ("dummy_sleep", "FAILURE", "TIMEOUT")
     assert float(row["test_duration"]) < 120  # the model sleeps 300 s and its own timeout is 120 s
-    assert containers_named(docker_client, "container_ci-dummy_sleep_dummy.ubuntu.cpu") == []
+    assert containers_of_run(docker_client, "timeout3") == []
     log = (mad_package / "dummy_sleep_dummy.ubuntu.cpu.run.live.log").read_text()
     assert "Setting timeout to 3 seconds." in log
 
@@ -194,16 +198,23 @@ def test_skip_model_run_writes_skipped_rows(mad_package: Path) -> None:
 
 
 def test_keep_alive_leaves_the_container_running(mad_package: Path, docker_client) -> None:
-    name = "container_ci-dummy_dummy.ubuntu.cpu"
     try:
-        result = madengine(mad_package, "run", "--tags", "dummy", "--keep-alive")
+        result = madengine(mad_package, "run", "--tags", "dummy", "--keep-alive", "--run-id", "alive")
         assert result.rc == 0, result.output
-        (container,) = containers_named(docker_client, name)
+        (container,) = containers_of_run(docker_client, "alive")
         assert container.status == "running"
-        assert (mad_package / "run_directory" / "run.sh").is_file()
+        assert container.name == "container_ci-dummy_dummy.ubuntu.cpu_alive"
+        (kept,) = (mad_package / ".madengine" / "runs").iterdir()
+        assert (kept / "dummy_dummy.ubuntu.cpu" / "run.sh").is_file()
+        assert f"run directories kept in .madengine/runs/{kept.name}" in result.stderr
         assert perf_rows(mad_package)[0]["status"] == "SUCCESS"
+        listed = madengine(mad_package, "clean", "--dry-run")
+        assert "alive" not in listed.stdout  # kept on purpose: only `clean --kept` touches it
+        cleaned = madengine(mad_package, "clean", "--kept")
+        assert cleaned.rc == 0, cleaned.output
+        assert containers_of_run(docker_client, "alive") == [] and not kept.exists()
     finally:
-        for container in containers_named(docker_client, name):
+        for container in containers_of_run(docker_client, "alive"):
             container.remove(force=True)
 
 

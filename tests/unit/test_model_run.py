@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from ansible_collections.rocm.madengine.plugins.module_utils import containers, dockerapi, images, run
+from ansible_collections.rocm.madengine.plugins.module_utils import containers, dockerapi, images, ownership, run
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import MadengineError, RunError
 from ansible_collections.rocm.madengine.plugins.module_utils.hostinfo import CPU_HOST, HostInfo
 from ansible_collections.rocm.madengine.plugins.module_utils.manifest import ManifestEntry
@@ -455,12 +455,15 @@ def test_amd_plan(mad):
     assert plan.ipc_mode == "host"
     assert plan.user == "root"
     assert plan.privileged is False
-    assert plan.name == CONTAINER
+    assert plan.name == CONTAINER + "_testrun"
     assert plan.image == IMAGE
     assert plan.command == ["bash", "run.sh", "--batch-size", "32"]
     assert plan.working_dir == "/myworkspace/run_directory"
     assert plan.binds == {mad: {"bind": "/myworkspace/", "mode": "rw"}}
-    assert plan.labels == {containers.RUN_LABEL: "testrun"}
+    assert plan.labels[ownership.RUN_LABEL] == "testrun"
+    assert plan.labels[ownership.MODEL_LABEL] == "dummy"
+    assert plan.labels[ownership.PID_LABEL] == str(os.getpid())
+    assert ownership.Owner.from_labels(plan.labels).alive()
     assert plan.cpuset_cpus is None
     assert plan.shm_size is None
     env = plan.environment
@@ -846,4 +849,4 @@ def test_plan_timeout(mad, model_timeout, cli_timeout, expected):
 
 def test_container_suffix(mad):
     plan, _ = make_job(mad, make_model(), container_suffix="node3").plan()
-    assert plan.name == CONTAINER + "_node3"
+    assert plan.name == CONTAINER + "_node3_testrun"

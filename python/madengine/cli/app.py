@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import traceback
 from typing import Iterator, List, Optional, Type
@@ -19,6 +20,7 @@ from ansible_collections.rocm.madengine.plugins.module_utils.errors import (
     ConfigError,
     MadengineError,
 )
+from ansible_collections.rocm.madengine.plugins.module_utils.interrupts import Interrupted
 from ansible_collections.rocm.madengine.plugins.module_utils.reporting import Reporter
 from madengine import __version__
 from madengine.cli import render
@@ -79,9 +81,10 @@ def errors_as_messages(verbose: bool) -> Iterator[None]:
             traceback.print_exc()
         render.error_line(exc.one_line())
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        render.error_line("interrupted")
-        raise typer.Exit(EXIT_FAILURE) from None
+    except (KeyboardInterrupt, Interrupted) as exc:
+        interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        render.error_line(f"interrupted by {interrupted.name}")
+        raise typer.Exit(interrupted.exit_code) from None
     except typer.Exit:
         raise
     except Exception as exc:
@@ -298,6 +301,11 @@ def run(
             render.perf_table(
                 workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
             )
+        if result.run is not None and result.run.interrupted is not None:
+            render.error_line(
+                f"interrupted by {result.run.interrupted.name}: the running model's container was stopped and "
+                f"removed; every model has its row in {output}"
+            )
         if summary_output:
             workflow.write_summary(summary_output, result.summary)
         if cleanup_perf:
@@ -334,6 +342,27 @@ def _slurm_run(workflow, buildmod, options, tags, manifest_file, registry, manif
             live_output=options.live_output,
         )
     return workflow.do_run_slurm(".", options, manifest_file, build_options, reporter)
+
+
+@app.command()
+def clean(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+    kept: bool = typer.Option(
+        False, "--kept", help="Also remove what was kept on purpose (--keep-alive containers, --keep-model-dir)."
+    ),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Remove the containers and run directories (.madengine/runs) of runs whose process is gone; never a live
+    run's."""
+    with errors_as_messages(verbose):
+        from ansible_collections.rocm.madengine.plugins.module_utils import cleanup
+
+        items = cleanup.find(".", include_kept=kept)
+        errors = [] if dry_run else cleanup.remove(items)
+        render.leftovers_table(items, removed=not dry_run)
+        for line in errors:
+            render.error_line(f"cannot remove {line}")
+    raise typer.Exit(EXIT_FAILURE if errors else 0)
 
 
 generate_app = typer.Typer(no_args_is_help=True, help="Write deployment files without running anything.")
@@ -434,8 +463,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         render.error_line(f"{getattr(exc, 'format_message', exc.__str__)()}{hint}")
         sys.exit(EXIT_INVALID_ARGS)
     except (typer.Abort, KeyboardInterrupt):
-        render.error_line("interrupted")
-        sys.exit(EXIT_FAILURE)
+        render.error_line("interrupted by SIGINT")
+        sys.exit(128 + signal.SIGINT)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

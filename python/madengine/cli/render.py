@@ -119,3 +119,15 @@ def slurm_scripts(plans: Sequence[Any], results_dir: str) -> None:
         names = ", ".join(entry.model_name for entry in plan.entries)
         table.add_row(escape(plan.script_path), escape(names), escape(f"sbatch {plan.script_path}"))
     out.print(table)
+
+
+def leftovers_table(items: Sequence[Any], removed: bool) -> None:
+    title = "Removed" if removed else "Left behind by runs that ended without cleaning up (nothing removed)"
+    table = Table(title=f"{title} ({len(items)})", title_justify="left")
+    for column in ("kind", "name", "run", "pid", "kept"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            escape(item.kind), escape(item.name), escape(item.run_id), str(item.pid or ""), "yes" if item.kept else ""
+        )
+    out.print(table)

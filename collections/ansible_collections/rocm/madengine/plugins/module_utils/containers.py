@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shlex
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from . import dockerapi
+from . import dockerapi, interrupts
 from .errors import RunError
+from .ownership import Owner
 
 WORKSPACE = "/myworkspace/"
-RUN_DIRECTORY = "run_directory"
-RUN_LABEL = "org.madengine.run-id"
 # --keep-alive: a fixed wrapper (user data only ever arrives as "$@") runs the model, reports its exit code
 # on a marker line, then keeps the container alive for `docker exec`.
 EXIT_MARKER = "__MADENGINE_EXIT_CODE__="
@@ -64,6 +65,7 @@ class ContainerPlan:
     privileged: bool = False
     user: str = "root"
     labels: Dict[str, str] = field(default_factory=dict)
+    init: bool = True  # tini as PID 1: the model's script gets the SIGTERM of a stop
 
     def display_command(self) -> str:
         """A docker-run-like rendering for logs; environment values are not shown."""
@@ -100,9 +102,13 @@ def split_args(args: str, model_name: str) -> List[str]:
         ) from None
 
 
-def container_name(image: str, suffix: str = "") -> str:
-    name = "container_" + image.replace("/", "_").replace(":", "_").replace("@", "_")
-    return name + (f"_{suffix}" if suffix else "")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def container_name(image: str, *parts: str) -> str:
+    """container_<image>[_<part>...], with every character Docker refuses in a name turned into '_'."""
+    name = "_".join(["container_" + image] + [p for p in parts if p])
+    return _NAME_UNSAFE.sub("_", name)
 
 
 # docker-run options a model card may carry in additional_docker_run_options, mapped onto the plan.
@@ -188,9 +194,9 @@ def run_container(
     keep: bool = False,
 ) -> ContainerOutcome:
     """Create, start, stream output into `sink`, wait up to `timeout`, and remove it (unless `keep`:
-    then the container stays running after the model ends)."""
+    then the container stays running after the model ends). Interrupted (a signal) stops the container with
+    a grace period and removes it, also when `keep`, before it is raised again."""
     client = dockerapi.client()
-    not_found = dockerapi.not_found_error()
     command = ["sh", "-c", KEEP_ALIVE_WRAPPER, "madengine-model"] + plan.command if keep else plan.command
     host_config = client.api.create_host_config(
         binds=plan.binds,
@@ -205,35 +211,14 @@ def run_container(
         shm_size=plan.shm_size,
         ulimits=[_ulimit(u) for u in plan.ulimits] or None,
         privileged=plan.privileged,
+        init=plan.init or None,
     )
-
-    def create() -> Any:
-        return client.api.create_container(
-            plan.image,
-            command=command,
-            name=plan.name,
-            working_dir=plan.working_dir,
-            environment=plan.environment,
-            user=plan.user,
-            labels=plan.labels,
-            host_config=host_config,
-            entrypoint=[],
-        )
-
-    try:
-        try:
-            created = create()
-        except dockerapi.api_error() as exc:
-            if getattr(exc, "status_code", None) != 409:  # a leftover container of the same name
-                raise
-            client.api.remove_container(plan.name, force=True)
-            created = create()
-    except dockerapi.api_error() as exc:
-        raise RunError(f"cannot create container for {plan.image}: {dockerapi.short_error(exc)}") from None
-    container_id = created["Id"]
     pump = _Pump(sink, EXIT_MARKER if keep else None)
     start = time.monotonic()
+    container_id = ""
+    remove = True
     try:
+        container_id = _create(client, plan, command, host_config)
         stream = client.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=True)
         client.api.start(container_id)
         reader = threading.Thread(target=pump.run, args=(stream,), daemon=True)
@@ -255,13 +240,91 @@ def run_container(
                 timed_out = True
                 client.api.kill(container_id)
             reader.join(timeout=10)
+        remove = not keep
         return ContainerOutcome(exit_code, timed_out, time.monotonic() - start, pump.text())
+    except interrupts.Interrupted:
+        with interrupts.deferred(raise_pending=False):
+            _stop(client, container_id, plan.name)
+        raise
     finally:
-        if not keep:
-            try:
-                client.api.remove_container(container_id, force=True)
-            except not_found:
-                pass
+        if remove:
+            with interrupts.deferred(raise_pending=False):
+                _remove(client, container_id, plan.name)
+
+
+def _create(client: Any, plan: ContainerPlan, command: List[str], host_config: Any) -> str:
+    def create() -> str:
+        created = client.api.create_container(
+            plan.image,
+            command=command,
+            name=plan.name,
+            working_dir=plan.working_dir,
+            environment=plan.environment,
+            user=plan.user,
+            labels=plan.labels,
+            host_config=host_config,
+            entrypoint=[],
+        )
+        return str(created["Id"])
+
+    try:
+        try:
+            return create()
+        except dockerapi.api_error() as exc:
+            if getattr(exc, "status_code", None) != 409:
+                raise
+            _take_over_name(client, plan.name)
+            return create()
+    except dockerapi.api_error() as exc:
+        raise RunError(f"cannot create container {plan.name} for {plan.image}: {dockerapi.short_error(exc)}") from None
+
+
+def _take_over_name(client: Any, name: str) -> None:
+    """A container of this name exists: remove it when its run is over, never a live run's."""
+    try:
+        record = client.api.inspect_container(name)
+    except dockerapi.not_found_error():
+        return
+    owner = Owner.from_labels((record.get("Config") or {}).get("Labels") or {})
+    if owner is not None and owner.alive():
+        raise RunError(
+            f"container name {name} is in use by the live run {owner.run_id} (pid {owner.pid})",
+            hint="give each concurrent run its own --run-id",
+        )
+    _remove(client, name, name, ours_only=False)
+
+
+def _ours(client: Any, container_id: str, name: str) -> str:
+    """The container to clean up: ours by id, or, when a signal cut the create short before its id came back,
+    the container of that name if this process made it."""
+    if container_id:
+        return container_id
+    try:
+        labels = (client.api.inspect_container(name).get("Config") or {}).get("Labels") or {}
+    except dockerapi.not_found_error():
+        return ""
+    owner = Owner.from_labels(labels)
+    return name if owner is not None and owner.pid == os.getpid() else ""
+
+
+def _stop(client: Any, container_id: str, name: str) -> None:
+    ident = _ours(client, container_id, name)
+    if ident:
+        with contextlib.suppress(dockerapi.not_found_error()):
+            client.api.stop(ident, timeout=interrupts.STOP_GRACE)
+
+
+def _remove(client: Any, container_id: str, name: str, ours_only: bool = True) -> None:
+    ident = _ours(client, container_id, name) if ours_only else name
+    if not ident:
+        return
+    try:
+        client.api.remove_container(ident, force=True)
+    except dockerapi.not_found_error():
+        pass
+    except dockerapi.api_error() as exc:
+        if getattr(exc, "status_code", None) != 409:  # 409: its removal is already under way
+            raise
 
 
 class _Pump:
@@ -333,9 +396,3 @@ def _ulimit(spec: Mapping[str, Any]) -> Any:
     from docker.types import Ulimit
 
     return Ulimit(name=spec["name"], soft=spec["soft"], hard=spec["hard"])
-
-
-def remove_containers_by_label(run_id: str) -> None:
-    client = dockerapi.client()
-    for container in client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
-        client.api.remove_container(container["Id"], force=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Type
+from typing import Any, Optional, Tuple, Type
 
 from .errors import DockerUnavailableError
 
@@ -46,6 +46,15 @@ def api_error() -> Type[BaseException]:
     from docker.errors import APIError
 
     return APIError
+
+
+def engine_errors() -> Tuple[Type[BaseException], ...]:
+    """What the SDK raises when the engine fails or goes away mid-call (API errors, refused or broken
+    connections, read timeouts)."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    return (DockerException, RequestException)
 
 
 def inspect_image(name: str) -> Optional[dict]:

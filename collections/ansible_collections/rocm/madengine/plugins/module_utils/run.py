@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import containers, dockerapi, dockerfiles, images, launchers, perf, perfcsv
+from . import atomic, cleanup, containers, dockerapi, dockerfiles, images, interrupts, launchers, perf, perfcsv
 from .context import runtime_gpu_override, secret_env
 from .credentials import load_credentials, registry_auth, registry_of
-from .errors import ConfigError, MadengineError, RunError
+from .errors import ConfigError, DockerUnavailableError, MadengineError, RunError
 from .hostinfo import HostInfo, parse_gpu_list
 from .manifest import ManifestEntry, entries
+from .ownership import Owner, this_process
 from .perfcsv import STATUS_FAILURE, STATUS_SKIPPED, STATUS_SUCCESS
 from .reporting import Reporter
+from .runspace import RUN_DIRECTORY, RunSpace, safe_name
 
 DEFAULT_TIMEOUT = 7200
 
@@ -33,6 +34,7 @@ BUILD_FAILED, IMAGE_MISSING, VENDOR_MISMATCH, SETUP_FAILED = (
 )
 SKIP_GPU_ARCH, SKIP_MODEL_RUN, MANIFEST_ERROR = "SKIP_GPU_ARCH", "SKIP_MODEL_RUN", "MANIFEST_ERROR"
 ARCH_MISMATCH = "ARCH_MISMATCH"
+INTERRUPTED, NOT_STARTED, ENGINE_ERROR = "INTERRUPTED", "NOT_STARTED", "ENGINE_ERROR"
 
 # A run id ends up in perf rows, container labels, SLURM job names and a results directory name.
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*\Z")
@@ -71,6 +73,8 @@ class RunOutcome:
     rows: List[Dict[str, Any]] = field(default_factory=list)
     successful_runs: List[Dict[str, Any]] = field(default_factory=list)
     failed_runs: List[Dict[str, Any]] = field(default_factory=list)
+    interrupted: Optional[interrupts.Interrupted] = None  # the signal that cut the run short
+    kept: List[str] = field(default_factory=list)  # run directories left on purpose (--keep-model-dir)
 
     def record(
         self, rows: Sequence[Dict[str, Any]], model: str, image: str, duration: float, log_path: str = ""
@@ -207,9 +211,12 @@ class ModelRun:
         options: RunOptions,
         creds: Mapping[str, Any],
         reporter: Reporter,
+        space: Optional[RunSpace] = None,
     ) -> None:
         self.root = root
         self.entry = entry
+        self.owner: Owner = space.owner if space else this_process(options.run_id)
+        self.space = space or RunSpace(root, self.owner)
         self.host = host
         self.options = options
         self.ctx = options.context
@@ -231,7 +238,28 @@ class ModelRun:
         self.reporter.warn(f"{self.row['model']}: {message}")
         return [self.row]
 
+    @property
+    def selection(self) -> str:
+        """'' for a model's first selection in the manifest, 'n' for its n-th (key '<image>#n')."""
+        return self.entry.key.rpartition("#")[2] if "#" in self.entry.key else ""
+
+    def interrupted(self, exc: interrupts.Interrupted, started: bool = True) -> List[Dict[str, Any]]:
+        """The row of a model that a signal stopped (started) or kept from starting."""
+        if started:
+            return self.fail(INTERRUPTED, f"interrupted by {exc.name}; its container was stopped and removed")
+        self.row.update(status=STATUS_FAILURE, failure_reason=NOT_STARTED)
+        return [self.row]
+
     def execute(self) -> List[Dict[str, Any]]:
+        """The model's rows; a failing or vanished Docker engine makes an ENGINE_ERROR row, not an exception."""
+        try:
+            return self._execute()
+        except DockerUnavailableError as exc:
+            return self.fail(ENGINE_ERROR, exc.one_line())
+        except dockerapi.engine_errors() as exc:
+            return self.fail(ENGINE_ERROR, f"the Docker engine failed: {dockerapi.short_error(exc)}")
+
+    def _execute(self) -> List[Dict[str, Any]]:
         if self.entry.model is None:
             return self.fail(MANIFEST_ERROR, f"manifest entry '{self.entry.key}' has no built_models record")
         image_vendor = str(self.entry.image.get("gpu_vendor") or "")
@@ -253,11 +281,15 @@ class ModelRun:
             return [self.row]
         try:
             self.image = self.resolve_image()
+        except DockerUnavailableError:
+            raise
         except MadengineError as exc:
             return self.fail(IMAGE_MISSING, exc.one_line())
         self.row["docker_image"] = self.image
         try:
             plan, timeout = self.plan()
+        except DockerUnavailableError:
+            raise
         except MadengineError as exc:
             return self.fail(SETUP_FAILED, exc.one_line())
         if self.options.skip_model_run:
@@ -310,13 +342,15 @@ class ModelRun:
         gpu_ids = self.select_gpus()
         env = self.environment(len(gpu_ids))
         plan = containers.ContainerPlan(
-            name=containers.container_name(self.image, self.options.container_suffix),
+            name=containers.container_name(
+                self.image, self.options.container_suffix, self.options.run_id, self.selection
+            ),
             image=self.image,
             command=command,
-            working_dir=containers.WORKSPACE + containers.RUN_DIRECTORY,
+            working_dir=containers.WORKSPACE + RUN_DIRECTORY,
             environment=env,
             binds={self.root: {"bind": containers.WORKSPACE, "mode": "rw"}},
-            labels={containers.RUN_LABEL: self.options.run_id},
+            labels=self.owner.labels(name, keep=self.options.keep_alive),
         )
         for container_path, host_path in (ctx.get("docker_mounts") or {}).items():
             plan.binds[host_path] = {"bind": container_path, "mode": "rw"}
@@ -421,23 +455,34 @@ class ModelRun:
         elif vendor == "NVIDIA":
             plan.gpu_ids = list(gpu_ids)
 
-    def prepare_run_directory(self) -> str:
-        script_dir = containers.script_command(str(self.model["scripts"]))[0]
-        run_dir = os.path.join(self.root, containers.RUN_DIRECTORY)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        shutil.copytree(os.path.join(self.root, script_dir), run_dir, symlinks=False)
-        return run_dir
-
     def run(self, plan: containers.ContainerPlan, timeout: Optional[int]) -> List[Dict[str, Any]]:
+        """Run the model in its own copy of the script directory (this run's slot, mounted over
+        /myworkspace/run_directory); the log is written in the run's directory and published when it ends."""
         name = self.model["name"]
-        self.log_path = os.path.join(self.root, dockerfiles.run_log_base(name, self.image) + ".run.live.log")
+        base = dockerfiles.run_log_base(name, self.image) + (f"-{self.selection}" if self.selection else "")
+        self.log_path = os.path.join(self.root, base + ".run.live.log")
         started_wall = time.time()
+        script_dir = containers.script_command(str(self.model["scripts"]))[0]
+        slot_name = f"{base}{'.' + self.options.container_suffix if self.options.container_suffix else ''}"
         try:
-            run_dir = self.prepare_run_directory()
+            run_dir = self.space.slot(slot_name, os.path.join(self.root, script_dir))
         except OSError as exc:
-            return self.fail(SETUP_FAILED, f"cannot prepare {containers.RUN_DIRECTORY}: {exc}")
+            return self.fail(SETUP_FAILED, f"cannot prepare the run directory: {exc}")
+        plan.binds[run_dir] = {"bind": containers.WORKSPACE + RUN_DIRECTORY, "mode": "rw"}
         keep_dir = self.options.keep_model_dir or self.options.keep_alive
-        with open(self.log_path, "w", encoding="utf-8") as log:
+        live_log = self.space.log_path(safe_name(slot_name) + ".run.live.log")
+        try:
+            rows = self._run_logged(plan, timeout, live_log, run_dir, started_wall)
+        finally:
+            with interrupts.deferred(raise_pending=False):
+                self._publish_log(live_log)
+                self.space.release(run_dir, keep_dir)
+        return rows
+
+    def _run_logged(
+        self, plan: containers.ContainerPlan, timeout: Optional[int], live_log: str, run_dir: str, started_wall: float
+    ) -> List[Dict[str, Any]]:
+        with open(live_log, "w", encoding="utf-8") as log:
             log.write(
                 f"⏰ Setting timeout to {timeout} seconds.\n" if timeout else "⏰ Setting timeout to None seconds.\n"
             )
@@ -452,16 +497,24 @@ class ModelRun:
 
             try:
                 outcome = containers.run_container(plan, timeout, sink, keep=self.options.keep_alive)
-            except MadengineError as exc:
-                if not keep_dir:
-                    shutil.rmtree(run_dir, ignore_errors=True)
+            except interrupts.Interrupted as exc:
+                log.write(f"\nInterrupted by {exc.name}: the container was stopped and removed.\n")
+                raise
+            except RunError as exc:
                 return self.fail(SETUP_FAILED, exc.one_line())
             log.write(f"\nTest Duration: {outcome.duration:.2f} seconds\ntest_duration: {outcome.duration:.2f}s\n")
         self.duration = outcome.duration
-        rows = self.results(outcome, run_dir, started_wall)
-        if not keep_dir:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        return rows
+        return self.results(outcome, run_dir, started_wall)
+
+    def _publish_log(self, live_log: str) -> None:
+        """The run's log replaces <model>_<dockerfile>.run.live.log in the package in one step: concurrent runs
+        of the same model never interleave their lines there."""
+        if os.path.isfile(live_log):
+            try:
+                os.replace(live_log, self.log_path)
+            except OSError as exc:
+                self.reporter.warn(f"{self.row['model']}: cannot publish its log to {self.log_path}: {exc}")
+                self.log_path = live_log
 
     def results(self, outcome: containers.ContainerOutcome, run_dir: str, started_wall: float) -> List[Dict[str, Any]]:
         row = self.row
@@ -501,15 +554,21 @@ class ModelRun:
         return rows
 
     def multiple_rows(self, name: str, run_dir: str, started_wall: float) -> List[Dict[str, Any]]:
+        """Rows of the model's results CSV, read from its own run directory (a copy in the package, written by
+        another run at the same time, could hold that run's numbers); the copy is replaced in one step."""
         source = os.path.join(run_dir, name)
         target = os.path.join(self.root, name)
         if os.path.isfile(source):
-            shutil.copyfile(source, target)
-        elif not (os.path.isfile(target) and os.path.getmtime(target) >= started_wall):
+            with open(source, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+            with atomic.replacing(target) as copy:
+                copy.write(text)
+        elif os.path.isfile(target) and os.path.getmtime(target) >= started_wall:
+            with open(target, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        else:
             self.reporter.warn(f"{self.row['model']}: multiple_results file {name} was not written")
             return [self.row]
-        with open(target, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
         try:
             csv_rows = perf.read_multiple_results(text, name)
         except perf.ResultsCsvError as exc:
@@ -533,30 +592,74 @@ def run_entries(
     reporter: Optional[Reporter] = None,
     outcome: Optional[RunOutcome] = None,
 ) -> RunOutcome:
+    """Run every entry; each ends as rows appended to perf.csv. SIGINT, SIGTERM or SIGHUP stop the running
+    model's container (INTERRUPTED row) and leave the rest unstarted (NOT_STARTED rows); outcome.interrupted
+    says which signal came."""
     reporter = reporter or Reporter()
     outcome = outcome or RunOutcome()
     root = os.path.abspath(root)
     creds = {**load_credentials(root), **options.extra_credentials}
-    for entry in entries(manifest):
-        job = ModelRun(root, entry, host, options, creds, reporter)
-        rows = job.execute()
-        if options.write_perf:
-            perfcsv.append_rows(os.path.join(root, options.output), rows)
-            write_entry_files(root, outcome.rows + rows)
-        outcome.record(rows, job.row["model"], job.image, job.duration, job.log_path)
-        reporter.model_done(
-            job.row["model"],
-            "run",
-            rows[0]["status"]
-            if len(rows) == 1
-            else (STATUS_SUCCESS if all(r["status"] == STATUS_SUCCESS for r in rows) else STATUS_FAILURE),
-            rows[0].get("failure_reason", ""),
-        )
+    space = RunSpace(root, this_process(options.run_id))
+    warn_leftovers(root, reporter)
+    with interrupts.guarded():
+        try:
+            for entry in entries(manifest):
+                job = ModelRun(root, entry, host, options, creds, reporter, space)
+                outcome.interrupted = outcome.interrupted or interrupts.take()
+                if outcome.interrupted is not None:
+                    rows = job.interrupted(outcome.interrupted, started=False)
+                else:
+                    try:
+                        with interrupts.allowed():
+                            rows = job.execute()
+                    except interrupts.Interrupted as exc:
+                        outcome.interrupted = exc
+                        rows = job.interrupted(exc)
+                finish_model(root, options, outcome, job, rows, reporter)
+            outcome.interrupted = outcome.interrupted or interrupts.take()
+        finally:
+            kept = space.close()
+    if kept:
+        outcome.kept.append(kept)
+        reporter.info(f"run directories kept in {os.path.relpath(kept, root)}")
     return outcome
 
 
+def finish_model(
+    root: str, options: RunOptions, outcome: RunOutcome, job: ModelRun, rows: List[Dict[str, Any]], reporter: Reporter
+) -> None:
+    if options.write_perf:
+        perfcsv.append_rows(os.path.join(root, options.output), rows)
+        write_entry_files(root, outcome.rows + rows)
+    outcome.record(rows, job.row["model"], job.image, job.duration, job.log_path)
+    reporter.model_done(
+        job.row["model"],
+        "run",
+        rows[0]["status"]
+        if len(rows) == 1
+        else (STATUS_SUCCESS if all(r["status"] == STATUS_SUCCESS for r in rows) else STATUS_FAILURE),
+        rows[0].get("failure_reason", ""),
+    )
+
+
+def warn_leftovers(root: str, reporter: Reporter) -> None:
+    """Say so when killed runs left containers or run directories behind (`madengine clean` removes them)."""
+    try:
+        found = cleanup.find(root)
+    except MadengineError:
+        return  # the run itself reports an engine that cannot be reached
+    except dockerapi.engine_errors():
+        return
+    if found:
+        runs = sorted({item.run_id for item in found})
+        reporter.warn(
+            f"{len(found)} container(s)/run directories of runs that ended without cleaning up "
+            f"(run {', '.join(runs[:5])}{', ...' if len(runs) > 5 else ''}); remove them with 'madengine clean'"
+        )
+
+
 def write_entry_files(root: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """perf_entry.json / perf_entry.csv: the rows of this session."""
-    with open(os.path.join(root, "perf_entry.json"), "w", encoding="utf-8") as handle:
+    """perf_entry.json / perf_entry.csv: the rows of this session, each replaced in one step."""
+    with atomic.replacing(os.path.join(root, "perf_entry.json")) as handle:
         json.dump(rows[0] if len(rows) == 1 else list(rows), handle, indent=2)
     perfcsv.write_rows(os.path.join(root, "perf_entry.csv"), rows)

@@ -234,15 +234,17 @@ def _run_model(
         timeout=spec.timeout,
         output="perf.csv",
         run_id=spec.run_id,
-        container_suffix=f"{spec.run_id}_{node.node_rank}",
+        container_suffix=f"node{node.node_rank}",
         machine_name=node.node_name,
         live_output=True,
         extra_credentials=load_credentials(spec.package_root),
     )
     only_this = {**manifest, "built_images": {entry.key: entry.image}, "built_models": {entry.key: entry.model}}
-    rows = run_entries(workspace, only_this, host, options, reporter).rows
+    outcome = run_entries(workspace, only_this, host, options, reporter)
     shutil.rmtree(os.path.join(workspace, "scripts"), ignore_errors=True)
-    return rows
+    if outcome.interrupted is not None:  # its INTERRUPTED row is in the task's perf.csv already
+        raise Terminated(outcome.interrupted.name)
+    return outcome.rows
 
 
 def run_self_managed(

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, cast
 
+from . import atomic
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
 from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS
@@ -29,6 +30,8 @@ class WorkflowResult:
 
     @property
     def exit_code(self) -> int:
+        if self.run is not None and self.run.interrupted is not None:
+            return self.run.interrupted.exit_code
         if self.run is not None and any(r.get("failure_reason") != "BUILD_FAILED" for r in self.run.failed_runs):
             return EXIT_RUN_FAILURE
         if self.build is not None and self.build.failures:
@@ -46,6 +49,7 @@ def run_summary(outcome: RunOutcome) -> Dict[str, Any]:
         "failed_runs": outcome.failed_runs,
         "total_runs": len(outcome.successful_runs) + len(outcome.failed_runs),
         "session_row_count": len(outcome.rows),
+        "interrupted": outcome.interrupted.name if outcome.interrupted else None,
     }
 
 
@@ -107,7 +111,7 @@ def write_combined_logs(root: str, data: Mapping[str, Any]) -> None:
         base = build_log[: -len(".build.live.log")]
         build_path, run_path = os.path.join(root, build_log), os.path.join(root, base + ".run.live.log")
         if os.path.isfile(build_path) and os.path.isfile(run_path):
-            with open(os.path.join(root, base + ".live.log"), "w", encoding="utf-8") as out:
+            with atomic.replacing(os.path.join(root, base + ".live.log")) as out:
                 for index, path in enumerate((build_path, run_path)):
                     with open(path, encoding="utf-8", errors="replace") as part:
                         out.write(part.read())
