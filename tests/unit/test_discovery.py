@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 import textwrap
 
 import pytest
@@ -446,3 +448,117 @@ def test_custom_model_tags_default_is_not_shared():
     b = custom_model.CustomModel(name="b")
     a.tags.append("t")
     assert b.tags == []
+
+
+# --- a getter's output never reaches stdout -------------------------------------------------------------
+
+PRINTING_SOURCE = """
+    import os
+    import subprocess
+    import sys
+
+    from madengine.utils.discover_models import CustomModel
+
+    print("import-print")
+    os.write(1, b"import-fd1\\n")
+
+
+    class Loud(CustomModel):
+        def update_model(self):
+            print("update-print")
+            sys.__stdout__.write("update-dunder\\n")
+            subprocess.run([sys.executable, "-c", "print('update-child')"], check=True)
+            self.dockerfile = "../../docker/dummy"
+            self.scripts = "run.sh"
+
+
+    def list_models():
+        print("list-print")
+        os.write(1, b"list-fd1\\n")
+        return [Loud(name="loud")]
+"""
+PRINTED = ("import-print", "import-fd1", "list-print", "list-fd1", "update-print", "update-dunder", "update-child")
+
+
+def test_a_printing_getter_writes_to_stderr_only(tmp_path, capfd):
+    make_package(tmp_path, [], dynamic={"loud": PRINTING_SOURCE})
+    print("before")
+    (card,) = tags.select_models(["loud/loud"], discovery.discover(str(tmp_path)))
+    print("after")
+    out, err = capfd.readouterr()
+    assert out.split() == ["before", "after"]
+    for text in PRINTED:
+        assert text in err
+    assert card["scripts"] == "scripts/loud/run.sh"
+
+
+def test_stdout_is_restored_when_the_getter_raises(tmp_path, capfd):
+    source = "import os\nprint('p')\nos.write(1, b'fd\\n')\nraise RuntimeError('boom')\n"
+    make_package(tmp_path, [], dynamic={"bad": source})
+    stdout = sys.stdout
+    with pytest.raises(DiscoveryError):
+        discovery.discover(str(tmp_path))
+    assert sys.stdout is stdout
+    print("after")
+    out, err = capfd.readouterr()
+    assert out == "after\n"
+    assert "p\nfd\n" in err
+
+
+# --- warnings about cards a build would reject -----------------------------------------------------------
+
+
+def test_card_warnings_name_the_file_the_card_and_what_is_wrong(tmp_path):
+    make_package(
+        tmp_path,
+        [
+            ROOT_DUMMY,
+            {"name": "bare"},
+            {"name": "noscript", "dockerfile": "docker/dummy"},
+            dict(ROOT_DUMMY, name="typo", dockerfile="docker/dumy"),
+            dict(ROOT_DUMMY, name="nodir", dockerfile="nowhere/x"),
+            dict(ROOT_DUMMY, name="fullname", dockerfile="docker/dummy.ubuntu.cpu.Dockerfile"),
+        ],
+        scoped={"dummy2": [SCOPED_MODEL1, dict(SCOPED_MODEL1, name="gone", dockerfile="../../docker/gone")]},
+        dynamic={"dyn": DYNAMIC_SOURCE.replace('"../../docker/dummy"', '"docker/none"')},
+    )
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "dummy.ubuntu.cpu.Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "docker" / "dummy_other.ubuntu.cpu.Dockerfile").write_text("FROM scratch\n")
+    catalog = discovery.discover(str(tmp_path))
+    models = [m.resolve() for m in catalog.models]
+    assert discovery.card_warnings(catalog, models) == [
+        "models.json: model card 'bare' lacks 'dockerfile' and 'scripts'; it cannot be built or run until the card "
+        "names a Dockerfile prefix and a script",
+        "models.json: model card 'noscript' lacks 'scripts'; it cannot be built or run until the card names a "
+        "Dockerfile prefix and a script",
+        "models.json: model card 'typo': no Dockerfile matches docker/dumy.*; add docker/dumy.<os>.<vendor>.Dockerfile "
+        "or fix 'dockerfile'",
+        "models.json: model card 'nodir': no Dockerfile matches nowhere/x.*; add nowhere/x.<os>.<vendor>.Dockerfile "
+        "or fix 'dockerfile'",
+        "models.json: model card 'fullname': no Dockerfile matches docker/dummy.ubuntu.cpu.Dockerfile.*; add "
+        "docker/dummy.ubuntu.cpu.Dockerfile.<os>.<vendor>.Dockerfile or fix 'dockerfile'",
+        "scripts/dummy2/models.json: model card 'dummy2/gone': no Dockerfile matches docker/gone.*; add "
+        "docker/gone.<os>.<vendor>.Dockerfile or fix 'dockerfile'",
+        "scripts/dyn/get_models_json.py: model card 'dyn/model3': no Dockerfile matches scripts/dyn/docker/none.*; "
+        "add scripts/dyn/docker/none.<os>.<vendor>.Dockerfile or fix 'dockerfile'",
+        "scripts/dyn/get_models_json.py: model card 'dyn/model4': no Dockerfile matches scripts/dyn/docker/none.*; "
+        "add scripts/dyn/docker/none.<os>.<vendor>.Dockerfile or fix 'dockerfile'",
+    ]
+    selected = tags.select_models(["dummy", "dummy2/model1"], catalog)
+    assert discovery.card_warnings(catalog, selected) == []
+
+
+def test_card_warnings_list_each_dockerfile_directory_once(tmp_path, monkeypatch):
+    cards = [dict(ROOT_DUMMY, name=f"m{i}", dockerfile=f"docker/m{i}") for i in range(20)]
+    make_package(tmp_path, cards)
+    (tmp_path / "docker").mkdir()
+    for i in range(0, 20, 2):
+        (tmp_path / "docker" / f"m{i}.ubuntu.cpu.Dockerfile").write_text("FROM scratch\n")
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or real_scandir(path))
+    catalog = discovery.discover(str(tmp_path))
+    warnings = discovery.card_warnings(catalog, [m.resolve() for m in catalog.models])
+    assert [w.split("'")[1] for w in warnings] == [f"m{i}" for i in range(1, 20, 2)]
+    assert listed == [str(tmp_path / "docker")]

@@ -8,7 +8,11 @@ import textwrap
 import pytest
 
 from ansible_collections.rocm.madengine.plugins.module_utils import discovery, tags
-from ansible_collections.rocm.madengine.plugins.module_utils.errors import DiscoveryError
+from ansible_collections.rocm.madengine.plugins.module_utils.errors import (
+    EXIT_INVALID_ARGS,
+    ConfigError,
+    DiscoveryError,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -81,8 +85,18 @@ def names(models):
 
 def test_split_tag_values():
     assert tags.split_tag_values(["a", "b,c"]) == ["a", "b", "c"]
-    assert tags.split_tag_values([" a , ,b ", ""]) == ["a", "b"]
+    assert tags.split_tag_values([" a , ,b "]) == ["a", "b"]
     assert tags.split_tag_values([]) == []
+
+
+@pytest.mark.parametrize("value", ["", "   ", ",", " , ,"])
+def test_empty_tag_value_is_a_usage_error(catalog, value):
+    with pytest.raises(ConfigError) as info:
+        tags.select_models(["dummy", value], catalog)
+    assert info.value.exit_code == EXIT_INVALID_ARGS
+    line = info.value.one_line()
+    assert line.startswith(f"--tags {value!r}: empty tag")
+    assert "give a model name or tag" in line and "\n" not in line
 
 
 @pytest.mark.parametrize(
@@ -237,15 +251,51 @@ def test_dynamic_model_selected_twice_is_prefixed_once(catalog):
     assert model3["scripts"] == "scripts/aaa/run.sh"
 
 
-def test_same_model_with_different_args_is_an_error(catalog):
-    with pytest.raises(DiscoveryError) as info:
-        tags.select_models(["dummy:a=1", "dummy:a=2"], catalog)
-    assert "dummy" in info.value.msg
-    assert "--a 1" in info.value.msg and "--a 2" in info.value.msg
+def test_same_model_with_different_args_is_one_selection_per_args(catalog):
+    selected = tags.select_models(["dummy:a=1", "dummy:a=2", "dummy:a=1", "dummies", "aaa/model4:k=1"], catalog)
+    assert [(m["name"], m["args"]) for m in selected] == [
+        ("dummy", " --a 1"),
+        ("dummy", " --a 2"),
+        ("dummy", ""),
+        ("dummy_perf", ""),
+        ("dummy2/model1", ""),
+        ("aaa/model3", ""),
+        ("aaa/model4", "--x 1"),
+        ("aaa/model4", "--x 1 --k 1"),
+    ]
+    assert selected[0] is not selected[1]
 
 
 def test_same_model_with_same_args_twice_is_fine(catalog):
     assert names(tags.select_models(["dummy:a=1", "dummy:a=1"], catalog)) == ["dummy"]
+    assert names(tags.select_models(["dummy2/model2:b=2", "dummy2:model2:b=2"], catalog)) == ["dummy2/model2"]
+
+
+@pytest.mark.parametrize(
+    ("tag", "suggested"),
+    [
+        ("dumy", "'dummy'"),
+        ("dummy2/modle1", "'dummy2/model1'"),
+        ("inferense:batch-size=2", "'inference'"),
+        ("dumies", "'dummies'"),
+    ],
+)
+def test_unknown_tag_suggests_close_names_and_tags(catalog, tag, suggested):
+    with pytest.raises(DiscoveryError) as info:
+        tags.select_models([tag], catalog)
+    line = info.value.one_line()
+    assert line.startswith(f"tag '{tag}' selects no model. did you mean ")
+    assert suggested in line.split("?")[0]
+    assert line.endswith("? 'madengine discover' lists the 7 models and their tags")
+
+
+def test_unknown_tag_without_anything_close_has_no_suggestion(catalog):
+    with pytest.raises(DiscoveryError) as info:
+        tags.select_models(["zzzzqqq"], catalog)
+    assert (
+        info.value.one_line()
+        == "tag 'zzzzqqq' selects no model. 'madengine discover' lists the 7 models and their tags"
+    )
 
 
 def test_selection_does_not_mutate_the_catalog(catalog):

@@ -129,6 +129,8 @@ def discover(
         _, discovery, _, tagsmod, _ = _core()
         catalog = discovery.discover(".")
         models = tagsmod.select_models(tags, catalog) if tags else [m.resolve() for m in catalog.models]
+        for warning in discovery.card_warnings(catalog, models):
+            render.warn_line(warning)
         if as_json:
             render.json_list(models)
         else:

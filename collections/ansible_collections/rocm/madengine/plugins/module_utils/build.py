@@ -100,39 +100,49 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     outcome = BuildOutcome(manifest.new_manifest(ctx, match["gpu_vendor"]), models)
     archs = target_architectures(options, reporter)
     started = time.monotonic()
+    # Each image is built once: another selection of its model (other args) reuses the outcome.
+    built: Dict[str, Dict[str, Any]] = {}
+    failed: Dict[str, str] = {}
     for model in models:
         try:
             selected = dockerfiles.select_dockerfiles(root, model, match)
         except BuildError as exc:
-            outcome.failures.append({"model": model["name"], "error": exc.one_line()})
+            outcome.failures.append(_failure(model, exc.one_line()))
             reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
             continue
         target = targets.get(model["name"])
         for dockerfile, arch in [(d, a) for d in selected for a in archs]:
-            try:
-                record = _build_one(root, model, dockerfile, options, creds, reporter, target, arch)
-            except MadengineError as exc:
-                failure = {"model": model["name"], "dockerfile": dockerfile, "error": exc.one_line()}
-                if arch:
-                    failure["architecture"] = arch
-                outcome.failures.append(failure)
-                if "push of" in exc.msg:
-                    outcome.manifest["summary"]["failed_pushes"].append(
-                        {"model": model["name"], "error": exc.one_line()}
-                    )
-                reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
+            image = dockerfiles.image_name(model["name"], dockerfile, arch)
+            if image in failed:
+                outcome.failures.append(_failure(model, failed[image], dockerfile, arch))
+                reporter.model_done(model["name"], "build", "FAILURE", failed[image])
                 continue
-            image = record["docker_image"]
+            record = built.get(image)
+            if record is None:
+                try:
+                    record = _build_one(root, model, dockerfile, options, creds, reporter, target, arch)
+                except MadengineError as exc:
+                    failed[image] = exc.one_line()
+                    outcome.failures.append(_failure(model, exc.one_line(), dockerfile, arch))
+                    if "push of" in exc.msg:
+                        outcome.manifest["summary"]["failed_pushes"].append(
+                            {"model": model["name"], "error": exc.one_line()}
+                        )
+                    reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
+                    continue
+                built[image] = record
+                outcome.successes.append(record)
+                if record.get("registry_image"):
+                    outcome.manifest["summary"]["successful_pushes"].append(record["registry_image"])
+                reporter.model_done(model["name"], "build", "CACHED" if record["cached"] else "BUILT", image)
             built_model = dict(model)
             if record.get("registry_image"):
                 env_vars = dict(built_model.get("env_vars") or {})
                 env_vars["DOCKER_IMAGE_NAME"] = record["registry_image"]
                 built_model["env_vars"] = env_vars
-                outcome.manifest["summary"]["successful_pushes"].append(record["registry_image"])
-            outcome.manifest["built_images"][image] = record
-            outcome.manifest["built_models"][image] = built_model
-            outcome.successes.append(record)
-            reporter.model_done(model["name"], "build", "CACHED" if record["cached"] else "BUILT", image)
+            key = manifest.selection_key(outcome.manifest, image)
+            outcome.manifest["built_images"][key] = record
+            outcome.manifest["built_models"][key] = built_model
     prebuilt.add_skipped_entries(
         root, outcome.manifest, batch, ctx, match["gpu_vendor"], options.registry, outcome.failures
     )
@@ -146,6 +156,17 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     if not options.check_only:
         manifest.write_manifest(os.path.join(root, options.manifest_output), outcome.manifest)
     return outcome
+
+
+def _failure(model: Mapping[str, Any], error: str, dockerfile: str = "", arch: Optional[str] = None) -> Dict[str, Any]:
+    failure: Dict[str, Any] = {"model": model["name"], "error": error}
+    if dockerfile:
+        failure["dockerfile"] = dockerfile
+    if arch:
+        failure["architecture"] = arch
+    if model.get("args"):
+        failure["args"] = model["args"]
+    return failure
 
 
 def target_architectures(options: BuildOptions, reporter: Reporter) -> List[Optional[str]]:

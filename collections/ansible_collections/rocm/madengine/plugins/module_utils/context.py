@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import difflib
 import json
 import os
 import re
@@ -11,6 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import ConfigError
 from .jsonfile import load_json
+from .suggest import did_you_mean
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXAMPLE = """-c '{"gpu_vendor": "AMD", "docker_env_vars": {"HF_HOME": "/data"}}'"""
@@ -199,9 +199,9 @@ def validate_context(ctx: Mapping[str, Any], warn: Optional[Callable[[str], None
                 raise ConfigError(f"additional context key '{key}': must be {expected}, got {value!r}")
             result[key] = value
             continue
-        close = difflib.get_close_matches(key, list(KNOWN_KEYS) + list(NOT_YET_SUPPORTED), n=1, cutoff=0.8)
-        if close:
-            raise ConfigError(f"additional context key '{key}' is unknown; did you mean '{close[0]}'?")
+        suggestion = did_you_mean(key, list(KNOWN_KEYS) + list(NOT_YET_SUPPORTED))
+        if suggestion:
+            raise ConfigError(f"additional context key '{key}' is unknown; {suggestion}")
         if not isinstance(value, str):
             raise ConfigError(
                 f"additional context key '{key}' is unknown",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .custom_model import CustomModel
+from .dockerfiles import DockerfileIndex
 from .errors import DiscoveryError
 from .jsonfile import load_json
 
@@ -37,13 +39,42 @@ class DiscoveredModel:
         if self.custom is None:
             return copy.deepcopy(self.card)
         model = copy.deepcopy(self.custom)
-        model.update_model()
-        data = model.to_dict()
+        with stdout_to_stderr():
+            model.update_model()
+            data = model.to_dict()
         data["name"] = self.name
         for key in ("dockerfile", "scripts"):
             if data.get(key):
                 data[key] = scoped_path(self.scope, data[key])
         return data
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what a package's Python code prints to stderr, so that it never mixes with our stdout
+    (`discover --json`, a module's JSON): sys.stdout and file descriptor 1, for child processes too."""
+    saved_stream = sys.stdout
+    _flush(saved_stream, sys.__stdout__)
+    try:
+        saved_fd: Optional[int] = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # fd 1 or 2 is not open: nothing at the OS level to protect or to redirect to
+        saved_fd = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        _flush(sys.stdout, sys.__stdout__, sys.stderr)
+        sys.stdout = saved_stream
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def _flush(*streams: Any) -> None:
+    for stream in streams:
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def card_tags(card: Dict[str, Any]) -> List[str]:
@@ -122,7 +153,8 @@ def _load_dynamic(path: str, scope: str) -> List[DiscoveredModel]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with stdout_to_stderr():
+            spec.loader.exec_module(module)
     except Exception as exc:  # a user script may raise anything
         del sys.modules[module_name]
         raise DiscoveryError(f"{path}: failed to execute: {type(exc).__name__}: {exc}") from None
@@ -133,7 +165,8 @@ def _load_dynamic(path: str, scope: str) -> List[DiscoveredModel]:
             hint=f"define list_models() returning CustomModel objects (see {EXAMPLE_DYNAMIC})",
         )
     try:
-        objects = list(list_models())
+        with stdout_to_stderr():
+            objects = list(list_models())
     except Exception as exc:
         raise DiscoveryError(f"{path}: list_models() failed: {type(exc).__name__}: {exc}") from None
     models = []
@@ -172,6 +205,35 @@ class ModelCatalog:
     @property
     def names(self) -> List[str]:
         return [m.name for m in self.models]
+
+    def source_of(self, name: str) -> str:
+        """The file that defines model `name`, relative to the package root."""
+        for model in self.models:
+            if model.name == name:
+                return os.path.relpath(model.source, self.root) if os.path.isabs(model.source) else model.source
+        return "models.json"
+
+
+def card_warnings(catalog: ModelCatalog, models: Sequence[Mapping[str, Any]]) -> List[str]:
+    """One line per listed model that a build would reject for its card: no 'dockerfile' or 'scripts',
+    or a Dockerfile prefix that matches no file. Cheap: one listing per Dockerfile directory."""
+    index = DockerfileIndex(catalog.root)
+    warnings = []
+    for model in models:
+        name = model.get("name", "?")
+        where = f"{catalog.source_of(name)}: model card '{name}'"
+        missing = [key for key in REQUIRED_SCOPED_KEYS if not model.get(key)]
+        if missing:
+            warnings.append(
+                f"{where} lacks {' and '.join(repr(k) for k in missing)}; it cannot be built or run until "
+                "the card names a Dockerfile prefix and a script"
+            )
+        prefix = str(model.get("dockerfile") or "")
+        if prefix and not index.candidates(prefix):
+            warnings.append(
+                f"{where}: no Dockerfile matches {prefix}.*; add {prefix}.<os>.<vendor>.Dockerfile or fix 'dockerfile'"
+            )
+    return warnings
 
 
 _CACHE: Dict[str, ModelCatalog] = {}

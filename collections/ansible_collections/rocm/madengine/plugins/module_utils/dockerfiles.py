@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import glob
 import os
 import re
 from typing import Any, Dict, List, Mapping, Optional
@@ -19,11 +18,32 @@ _ARCH_LINE = re.compile(
 _BASE_LINE = re.compile(r"^ARG BASE_DOCKER=(\S+)", re.M)
 
 
+class DockerfileIndex:
+    """Dockerfile candidates of a package, listing each directory once."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._files: Dict[str, List[str]] = {}
+
+    def _listing(self, directory: str) -> List[str]:
+        if directory not in self._files:
+            try:
+                with os.scandir(directory) as entries:
+                    self._files[directory] = [entry.name for entry in entries if entry.is_file()]
+            except OSError:
+                self._files[directory] = []
+        return self._files[directory]
+
+    def candidates(self, prefix: str) -> List[str]:
+        """Paths (relative to root) of the files named `<prefix>.*`, sorted."""
+        directory, base = os.path.split(os.path.join(self.root, prefix))
+        found = [os.path.join(directory, name) for name in self._listing(directory) if name.startswith(base + ".")]
+        return sorted(os.path.relpath(path, self.root) for path in found)
+
+
 def candidates(root: str, prefix: str) -> List[str]:
-    """Paths (relative to root) matching `<prefix>.*`, sorted."""
-    pattern = os.path.join(root, glob.escape(prefix) + ".*")
-    found = [path for path in glob.glob(pattern) if os.path.isfile(path)]
-    return sorted(os.path.relpath(path, root) for path in found)
+    """Paths (relative to root) of the files named `<prefix>.*`, sorted."""
+    return DockerfileIndex(root).candidates(prefix)
 
 
 def read_context_header(root: str, dockerfile: str) -> Optional[Dict[str, Any]]:

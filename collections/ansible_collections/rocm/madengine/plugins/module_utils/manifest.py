@@ -115,3 +115,15 @@ def entries(manifest: Mapping[str, Any]) -> List[ManifestEntry]:
         ManifestEntry(key, dict(record or {}), dict(models[key]) if isinstance(models.get(key), dict) else None)
         for key, record in (manifest.get("built_images") or {}).items()
     ]
+
+
+def selection_key(data: Mapping[str, Any], image: str) -> str:
+    """The key of a new entry for `image`: the image itself, or `<image>#<n>` for its n-th selection
+    (the same model selected again with other args runs in the same image)."""
+    taken = data.get("built_images") or {}
+    if image not in taken:
+        return image
+    n = 2
+    while f"{image}#{n}" in taken:
+        n += 1
+    return f"{image}#{n}"

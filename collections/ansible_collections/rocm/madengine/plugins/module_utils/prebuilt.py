@@ -69,7 +69,7 @@ def use_image_manifest(root: str, image: str, tags: List[str], ctx: Mapping[str,
         image = named[0]
     data = manifest.new_manifest(ctx, vendor)
     for model in models:
-        key = model["name"]
+        key = manifest.selection_key(data, model["name"])
         data["built_images"][key] = {
             "image_name": image,
             "docker_image": image,
@@ -131,5 +131,6 @@ def add_skipped_entries(
         except MadengineError as exc:
             failures.append({"model": entry.model_name, "error": exc.one_line()})
             continue
-        data["built_images"][image] = record
-        data["built_models"][image] = model
+        key = manifest.selection_key(data, image)
+        data["built_images"][key] = record
+        data["built_models"][key] = model

@@ -8,17 +8,24 @@ and shows both readings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Set, Tuple
 
 from .discovery import DiscoveredModel, ModelCatalog
-from .errors import DiscoveryError
+from .errors import ConfigError, DiscoveryError
+from .suggest import did_you_mean
 
 
 def split_tag_values(values: Iterable[str]) -> List[str]:
-    """`--tags a --tags b,c` -> ['a', 'b', 'c']."""
+    """`--tags a --tags b,c` -> ['a', 'b', 'c']. A value that holds no tag (`--tags ''`) is a usage error."""
     tags: List[str] = []
     for value in values:
-        tags.extend(piece.strip() for piece in str(value).split(",") if piece.strip())
+        pieces = [piece.strip() for piece in str(value).split(",") if piece.strip()]
+        if not pieces:
+            raise ConfigError(
+                f"--tags {value!r}: empty tag",
+                hint="give a model name or tag (e.g. --tags dummy, --tags all); 'madengine discover' lists them",
+            )
+        tags.extend(pieces)
     return tags
 
 
@@ -86,18 +93,27 @@ def _describe(reading: Reading) -> str:
     return f"[{names}]{args}"
 
 
+def _unknown_tag(tag: str, catalog: ModelCatalog) -> DiscoveryError:
+    head = tag.split(":", 1)[0].strip()
+    words = catalog.names + [t for m in catalog.models for t in m.tags]
+    suggestion = did_you_mean(head, words, n=3, cutoff=0.6)
+    listing = f"'madengine discover' lists the {len(catalog.models)} models and their tags"
+    return DiscoveryError(f"tag '{tag}' selects no model", hint=f"{suggestion} {listing}" if suggestion else listing)
+
+
 def select_models(tags: Iterable[str], catalog: ModelCatalog) -> List[Dict[str, Any]]:
-    """Resolve tags to model dicts (extra args appended), de-duplicated, in tag order."""
+    """Resolve tags to model dicts (extra args appended), in tag order.
+
+    A model selected again with other args is another selection (a parameter sweep); a selection
+    repeated exactly (same model, same args) is kept once, where it first appeared.
+    """
     selected: List[Dict[str, Any]] = []
-    seen: Dict[str, Tuple[str, str]] = {}
+    seen: Set[Tuple[str, str]] = set()
     for tag in split_tag_values(tags):
         options = readings(tag, catalog)
         distinct = {r.key(): r for r in options}
         if not distinct:
-            raise DiscoveryError(
-                f"tag '{tag}' selects no model",
-                hint=f"see 'madengine discover' for the {len(catalog.models)} models and their tags",
-            )
+            raise _unknown_tag(tag, catalog)
         if len(distinct) > 1:
             shown = " or ".join(f"{r.description} -> {_describe(r)}" for r in distinct.values())
             raise DiscoveryError(
@@ -108,15 +124,8 @@ def select_models(tags: Iterable[str], catalog: ModelCatalog) -> List[Dict[str, 
         for model in reading.models:
             card = model.resolve()
             card["args"] = str(card.get("args") or "") + reading.args
-            previous: Optional[Tuple[str, str]] = seen.get(model.name)
-            if previous is not None:
-                if previous[1] != card["args"]:
-                    raise DiscoveryError(
-                        f"model '{model.name}' is selected twice with different args: "
-                        f"'{previous[1]}' by tag '{previous[0]}' and '{card['args']}' by tag '{tag}'",
-                        hint="select it once",
-                    )
+            if (model.name, card["args"]) in seen:
                 continue
-            seen[model.name] = (tag, card["args"])
+            seen.add((model.name, card["args"]))
             selected.append(card)
     return selected

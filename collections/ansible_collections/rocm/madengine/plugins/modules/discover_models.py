@@ -15,7 +15,9 @@ description:
   - With O(tags), returns the models the tags select, in tag order, with extra arguments from C(:k=v) tag
     suffixes appended to their C(args); without, every model of the package.
   - Reads only; nothing on the target changes. Note that C(get_models_json.py) scripts of the package are
-    executed to list their models.
+    executed to list their models; what they print goes to stderr, never into the module's result.
+  - Returns a warning for each listed model whose card lacks C(dockerfile) or C(scripts), or whose Dockerfile
+    prefix matches no C(<prefix>.*) file (a build of it would fail).
 author:
   - madengine developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -36,7 +38,9 @@ options:
       - Model names or tags; V(all); V(dir/model), V(dir/all) or V(dir/<tag>) for the models of
         C(scripts/<dir>); a C(:k=v) suffix appends C( --k v) to the model's arguments.
       - Comma-separated values in one item are split.
-      - A tag that selects nothing, or that can be read in two ways selecting different models, is an error.
+      - A tag that selects nothing (the error suggests close model names and tags), an empty item, or a tag
+        that can be read in two ways selecting different models, is an error.
+      - The same model with different C(:k=v) suffixes is selected once per distinct argument string.
       - Empty (the default) returns every model of the package.
     type: list
     elements: str
@@ -98,13 +102,15 @@ names:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.discovery import discover  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils.discovery import card_warnings, discover  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.tags import select_models  # noqa: E402
 
 
 def list_models(root, tags):
+    """(models, warnings about their cards)."""
     catalog = discover(root)
-    return select_models(tags, catalog) if tags else [model.resolve() for model in catalog.models]
+    models = select_models(tags, catalog) if tags else [model.resolve() for model in catalog.models]
+    return models, card_warnings(catalog, models)
 
 
 def main():
@@ -118,7 +124,9 @@ def main():
     )
     root = glue.package_root(module)
     glue.context_of(module)
-    models = glue.call_core(module, "package_dir", list_models, root, module.params["tags"])
+    models, warnings = glue.call_core(module, "package_dir", list_models, root, module.params["tags"])
+    for warning in warnings:
+        module.warn(warning)
     module.exit_json(changed=False, models=models, names=[m["name"] for m in models])
 
 
