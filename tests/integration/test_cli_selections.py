@@ -27,6 +27,10 @@ def test_one_model_with_two_args_runs_twice(mad_package: Path, docker_client) ->
     assert data["built_images"][f"{IMAGE}#2"]["docker_image"] == IMAGE
     assert [m["args"] for m in data["built_models"].values()] == [" --foo 1", " --foo 2"]
     assert docker_client.containers.list(all=True, filters={"ancestor": IMAGE}) == []
+    # each selection keeps its own run log
+    first = (mad_package / "dummy_dummy.ubuntu.cpu.run.live.log").read_text()
+    second = (mad_package / "dummy_dummy.ubuntu.cpu-2.run.live.log").read_text()
+    assert "--foo 1" in first and "--foo 2" in second
 
 
 def test_discover_json_lists_each_selection_and_only_json(mad_package: Path) -> None:

@@ -54,7 +54,7 @@ def option_of(exc, default):
             return option
     if message.startswith(("additional context", "invalid docker_gpus")) or exc.details.get("key"):
         return "additional_context"
-    if message.startswith(("tag '", "no models selected")) or "selected twice" in message:
+    if message.startswith(("tag '", "no models selected")):
         return "tags"
     if "credential.json entry for registry" in message:
         return "registry"

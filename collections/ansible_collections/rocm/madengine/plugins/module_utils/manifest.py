@@ -95,6 +95,16 @@ class ManifestEntry:
         return ""
 
     @property
+    def selection(self) -> str:
+        """'' for the first selection of its image, 'n' for the n-th (key '<image>#n', see selection_key)."""
+        return self.key.rpartition("#")[2] if "#" in self.key else ""
+
+    @property
+    def task_name(self) -> str:
+        """The model's name, made unique among the selections of the same model."""
+        return f"{self.model_name}-{self.selection}" if self.selection else self.model_name
+
+    @property
     def model_name(self) -> str:
         if self.model and self.model.get("name"):
             return str(self.model["name"])

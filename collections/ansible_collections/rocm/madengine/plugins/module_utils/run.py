@@ -194,6 +194,8 @@ def failed_build_rows(
     rows = []
     for failure in failures:
         model = by_name.get(failure["model"], {"name": failure["model"]})
+        if "args" in failure:  # one of several selections of the model, each with its own args
+            model = {**model, "args": failure["args"]}
         row = base_row(model, {"dockerfile": failure.get("dockerfile", "")}, host, ctx, "", run_id)
         row.update(status=STATUS_FAILURE, failure_reason=BUILD_FAILED)
         rows.append(row)
@@ -237,11 +239,6 @@ class ModelRun:
         self.row.update(status=STATUS_FAILURE, failure_reason=reason)
         self.reporter.warn(f"{self.row['model']}: {message}")
         return [self.row]
-
-    @property
-    def selection(self) -> str:
-        """'' for a model's first selection in the manifest, 'n' for its n-th (key '<image>#n')."""
-        return self.entry.key.rpartition("#")[2] if "#" in self.entry.key else ""
 
     def interrupted(self, exc: interrupts.Interrupted, started: bool = True) -> List[Dict[str, Any]]:
         """The row of a model that a signal stopped (started) or kept from starting."""
@@ -343,7 +340,7 @@ class ModelRun:
         env = self.environment(len(gpu_ids))
         plan = containers.ContainerPlan(
             name=containers.container_name(
-                self.image, self.options.container_suffix, self.options.run_id, self.selection
+                self.image, self.options.container_suffix, self.options.run_id, self.entry.selection
             ),
             image=self.image,
             command=command,
@@ -459,7 +456,7 @@ class ModelRun:
         """Run the model in its own copy of the script directory (this run's slot, mounted over
         /myworkspace/run_directory); the log is written in the run's directory and published when it ends."""
         name = self.model["name"]
-        base = dockerfiles.run_log_base(name, self.image) + (f"-{self.selection}" if self.selection else "")
+        base = dockerfiles.run_log_base(name, self.image) + (f"-{self.entry.selection}" if self.entry.selection else "")
         self.log_path = os.path.join(self.root, base + ".run.live.log")
         started_wall = time.time()
         script_dir = containers.script_command(str(self.model["scripts"]))[0]

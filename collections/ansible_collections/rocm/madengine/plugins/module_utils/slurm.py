@@ -512,10 +512,10 @@ def collect_rows(
     for plan in plans:
         span = 1 if plan.launcher == "slurm_multi" else nodes
         for index, entry in enumerate(plan.entries):
-            head = task_dir(directory, entry.model_name, 0, span)
+            head = task_dir(directory, entry.task_name, 0, span)
             task_rows = perfcsv.read_rows(os.path.join(head, "perf.csv"))
             if task_rows:
-                _apply_node_failures(task_rows, directory, entry.model_name, span, reporter)
+                _apply_node_failures(task_rows, directory, entry.task_name, span, reporter)
                 for row in task_rows:
                     row.update(deployment_type="slurm", nnodes=str(nodes))
                 rows.extend(task_rows)

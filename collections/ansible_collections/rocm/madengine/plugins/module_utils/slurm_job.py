@@ -189,7 +189,7 @@ def run_task(spec_path: str, reporter: Optional[Reporter] = None, runner: Runner
     node = node_context(spec, runner)
     # slurm_multi runs one task for the whole allocation: one task directory, where the submitter looks.
     span = 1 if spec.launcher == launchers.SLURM_MULTI else node.nnodes
-    workspace = task_dir(spec.results_dir, entry.model_name, node.node_rank, span)
+    workspace = task_dir(spec.results_dir, entry.task_name, node.node_rank, span)
     os.makedirs(workspace, exist_ok=True)
     about = dict(model=entry.model_name, job_id=node.job_id, node=node.node_name, node_rank=node.node_rank)
     about["started"] = time.time()
@@ -265,7 +265,7 @@ def run_self_managed(
     env = dict(os.environ)
     env.update({k: str(v) for k, v in (model.get("env_vars") or {}).items()})
     env.update(spec.context.get("env_vars") or {})
-    env.setdefault("DOCKER_IMAGE_NAME", entry.key if entry.key.startswith("ci-") else image)
+    env.setdefault("DOCKER_IMAGE_NAME", entry.local_name if entry.local_name.startswith("ci-") else image)
     log_path = os.path.join(workspace, f"{safe_name(entry.model_name)}.run.live.log")
     row = base_row(model, entry.image, CPU_HOST, spec.context, image, spec.run_id)
     row.update(
