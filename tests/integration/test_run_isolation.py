@@ -4,6 +4,7 @@ or run directory left behind."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -156,3 +157,42 @@ def test_killed_run_is_reported_and_cleaned(built: Path, docker_client) -> None:
         live.communicate(timeout=STOP_GRACE + 30)
     assert run_containers(docker_client, "live") == []
     assert run_dirs(built) == []
+
+
+def add_slow_build(package: Path, stamp: str) -> None:
+    """A model whose image takes a minute to build (the stamp defeats the build cache)."""
+    (package / "docker" / "slowbuild.ubuntu.cpu.Dockerfile").write_text(
+        "# CONTEXT {'gpu_vendor': 'CPU', 'guest_os': 'UBUNTU'}\n"
+        "ARG BASE_DOCKER=madengine-test/busybox:latest\nFROM $BASE_DOCKER\n"
+        f"RUN echo {stamp} && sleep 60\n"
+    )
+    models = json.loads((package / "models.json").read_text())
+    models.append({"name": "slowbuild", "dockerfile": "docker/slowbuild", "scripts": "scripts/dummy/run.sh"})
+    (package / "models.json").write_text(json.dumps(models))
+
+
+def test_signal_during_build_keeps_the_old_manifest(mad_package: Path, docker_client) -> None:
+    """SIGTERM while an image builds: `madengine run --tags` writes an INTERRUPTED row for the model being built
+    and NOT_STARTED rows for the rest, leaves build_manifest.json as it was, and exits 143."""
+    first = madengine(mad_package, "build", "--tags", "dummy")
+    assert first.rc == 0, first.output
+    before = (mad_package / "build_manifest.json").read_text()
+    add_slow_build(mad_package, f"{time.time()}")
+    proc = start(mad_package, "run", "--tags", "dummy,slowbuild,dummy2", "--run-id", "buildsig")
+    log = mad_package / "slowbuild_slowbuild.ubuntu.cpu.build.live.log"
+    deadline = time.monotonic() + 60
+    while not (log.is_file() and "sleep 60" in log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, output
+    assert "Traceback" not in output
+    rows = {row["model"]: row for row in perf_rows(mad_package) if row["run_id"] == "buildsig"}
+    assert {m: r["failure_reason"] for m, r in rows.items()} == {
+        "slowbuild": "INTERRUPTED",
+        "dummy": "NOT_STARTED",  # built, but the run never began
+        "dummy2": "NOT_STARTED",
+    }
+    assert (mad_package / "build_manifest.json").read_text() == before
+    assert not [p for p in os.listdir(mad_package) if p.endswith(".tmp")]

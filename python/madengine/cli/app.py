@@ -197,7 +197,10 @@ def build(
         )
         result = workflow.do_build(".", options, CliReporter())
         render.build_table(result.build.successes, result.build.failures)
-        render.info_line(f"manifest: {manifest_output}")
+        if result.interrupted is not None:
+            render.error_line(f"interrupted by {result.interrupted.name}: {manifest_output} was not written")
+        else:
+            render.info_line(f"manifest: {manifest_output}")
         if summary_output:
             workflow.write_summary(summary_output, result.summary)
     raise typer.Exit(result.exit_code)
@@ -303,9 +306,9 @@ def run(
             render.perf_table(
                 workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
             )
-        if result.run is not None and result.run.interrupted is not None:
+        if result.interrupted is not None:
             render.error_line(
-                f"interrupted by {result.run.interrupted.name}: the running model's container was stopped and "
+                f"interrupted by {result.interrupted.name}: the running model's container was stopped and "
                 f"removed; every model has its row in {output}"
             )
         if summary_output:

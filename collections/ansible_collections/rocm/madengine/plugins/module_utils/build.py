@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import dockerfiles, images, manifest, prebuilt
+from . import dockerfiles, images, interrupts, manifest, prebuilt
 from .context import dockerfile_match_context, secret_env
 from .credentials import load_credentials, registry_auth, registry_image
 from .discovery import discover
@@ -46,6 +46,8 @@ class BuildOutcome:
     models: List[Dict[str, Any]]
     successes: List[Dict[str, Any]] = field(default_factory=list)
     failures: List[Dict[str, Any]] = field(default_factory=list)
+    interrupted: Optional[interrupts.Interrupted] = None  # a signal stopped the build; no manifest was written
+    not_started: List[Dict[str, Any]] = field(default_factory=list)  # the models the signal kept from building
 
     @property
     def changed(self) -> bool:
@@ -103,46 +105,63 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     # Each image is built once: another selection of its model (other args) reuses the outcome.
     built: Dict[str, Dict[str, Any]] = {}
     failed: Dict[str, str] = {}
-    for model in models:
-        try:
-            selected = dockerfiles.select_dockerfiles(root, model, match)
-        except BuildError as exc:
-            outcome.failures.append(_failure(model, exc.one_line()))
-            reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
-            continue
-        target = targets.get(model["name"])
-        for dockerfile, arch in [(d, a) for d in selected for a in archs]:
-            image = dockerfiles.image_name(model["name"], dockerfile, arch)
-            if image in failed:
-                outcome.failures.append(_failure(model, failed[image], dockerfile, arch))
-                reporter.model_done(model["name"], "build", "FAILURE", failed[image])
+    with interrupts.guarded():
+        for index, model in enumerate(models):
+            outcome.interrupted = outcome.interrupted or interrupts.take()
+            if outcome.interrupted is not None:
+                outcome.not_started = list(models[index:])
+                break
+            try:
+                selected = dockerfiles.select_dockerfiles(root, model, match)
+            except BuildError as exc:
+                outcome.failures.append(_failure(model, exc.one_line()))
+                reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
                 continue
-            record = built.get(image)
-            if record is None:
-                try:
-                    record = _build_one(root, model, dockerfile, options, creds, reporter, target, arch)
-                except MadengineError as exc:
-                    failed[image] = exc.one_line()
-                    outcome.failures.append(_failure(model, exc.one_line(), dockerfile, arch))
-                    if "push of" in exc.msg:
-                        outcome.manifest["summary"]["failed_pushes"].append(
-                            {"model": model["name"], "error": exc.one_line()}
-                        )
-                    reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
+            target = targets.get(model["name"])
+            for dockerfile, arch in [(d, a) for d in selected for a in archs]:
+                image = dockerfiles.image_name(model["name"], dockerfile, arch)
+                if image in failed:
+                    outcome.failures.append(_failure(model, failed[image], dockerfile, arch))
+                    reporter.model_done(model["name"], "build", "FAILURE", failed[image])
                     continue
-                built[image] = record
-                outcome.successes.append(record)
+                record = built.get(image)
+                if record is None:
+                    try:
+                        with interrupts.allowed():
+                            record = _build_one(root, model, dockerfile, options, creds, reporter, target, arch)
+                    except interrupts.Interrupted as exc:
+                        outcome.interrupted = exc
+                        outcome.failures.append(
+                            {**_failure(model, f"interrupted by {exc.name}", dockerfile, arch), "interrupted": True}
+                        )
+                        reporter.model_done(model["name"], "build", "FAILURE", f"interrupted by {exc.name}")
+                        break
+                    except MadengineError as exc:
+                        failed[image] = exc.one_line()
+                        outcome.failures.append(_failure(model, exc.one_line(), dockerfile, arch))
+                        if "push of" in exc.msg:
+                            outcome.manifest["summary"]["failed_pushes"].append(
+                                {"model": model["name"], "error": exc.one_line()}
+                            )
+                        reporter.model_done(model["name"], "build", "FAILURE", exc.one_line())
+                        continue
+                    built[image] = record
+                    outcome.successes.append(record)
+                    if record.get("registry_image"):
+                        outcome.manifest["summary"]["successful_pushes"].append(record["registry_image"])
+                    reporter.model_done(model["name"], "build", "CACHED" if record["cached"] else "BUILT", image)
+                built_model = dict(model)
                 if record.get("registry_image"):
-                    outcome.manifest["summary"]["successful_pushes"].append(record["registry_image"])
-                reporter.model_done(model["name"], "build", "CACHED" if record["cached"] else "BUILT", image)
-            built_model = dict(model)
-            if record.get("registry_image"):
-                env_vars = dict(built_model.get("env_vars") or {})
-                env_vars["DOCKER_IMAGE_NAME"] = record["registry_image"]
-                built_model["env_vars"] = env_vars
-            key = manifest.selection_key(outcome.manifest, image)
-            outcome.manifest["built_images"][key] = record
-            outcome.manifest["built_models"][key] = built_model
+                    env_vars = dict(built_model.get("env_vars") or {})
+                    env_vars["DOCKER_IMAGE_NAME"] = record["registry_image"]
+                    built_model["env_vars"] = env_vars
+                key = manifest.selection_key(outcome.manifest, image)
+                outcome.manifest["built_images"][key] = record
+                outcome.manifest["built_models"][key] = built_model
+            if outcome.interrupted is not None:
+                outcome.not_started = list(models[index + 1 :])
+                break
+        outcome.interrupted = outcome.interrupted or interrupts.take()
     prebuilt.add_skipped_entries(
         root, outcome.manifest, batch, ctx, match["gpu_vendor"], options.registry, outcome.failures
     )
@@ -153,7 +172,7 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
     outcome.manifest["credentials_required"] = sorted(
         {m.get("cred") for m in outcome.manifest["built_models"].values() if m.get("cred")}
     )
-    if not options.check_only:
+    if not options.check_only and outcome.interrupted is None:  # an interrupted build leaves the old manifest
         manifest.write_manifest(os.path.join(root, options.manifest_output), outcome.manifest)
     return outcome
 
@@ -241,6 +260,7 @@ def _build_one(
 
             def sink(text: str) -> None:
                 log.write(text)
+                log.flush()
                 if options.live_output:
                     reporter.live(text)
 

@@ -197,8 +197,26 @@ def failed_build_rows(
         if "args" in failure:  # one of several selections of the model, each with its own args
             model = {**model, "args": failure["args"]}
         row = base_row(model, {"dockerfile": failure.get("dockerfile", "")}, host, ctx, "", run_id)
-        row.update(status=STATUS_FAILURE, failure_reason=BUILD_FAILED)
+        row.update(status=STATUS_FAILURE, failure_reason=INTERRUPTED if failure.get("interrupted") else BUILD_FAILED)
         rows.append(row)
+    return rows
+
+
+def not_started_rows(
+    manifest: Mapping[str, Any],
+    models: Sequence[Mapping[str, Any]],
+    host: HostInfo,
+    ctx: Mapping[str, Any],
+    run_id: str,
+) -> List[Dict[str, Any]]:
+    """NOT_STARTED rows for the entries of `manifest` and the `models` not built, when a signal ended a run
+    before they ran."""
+    rows = [
+        base_row(e.model or {"name": e.model_name}, e.image, host, ctx, e.local_name, run_id) for e in entries(manifest)
+    ]
+    rows += [base_row(model, {}, host, ctx, "", run_id) for model in models]
+    for row in rows:
+        row.update(status=STATUS_FAILURE, failure_reason=NOT_STARTED)
     return rows
 
 

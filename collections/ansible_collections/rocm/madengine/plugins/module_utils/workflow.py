@@ -7,13 +7,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, cast
 
-from . import atomic
+from . import atomic, interrupts
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
 from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS
 from .hostinfo import CPU_HOST, HostInfo, detect_host
+from .interrupts import Interrupted
 from .reporting import Reporter
-from .run import RunOptions, RunOutcome, failed_build_rows, run_entries
+from .run import RunOptions, RunOutcome, failed_build_rows, not_started_rows, run_entries
 
 
 def host_facts(ctx: Mapping[str, Any]) -> HostInfo:
@@ -29,9 +30,16 @@ class WorkflowResult:
     slurm: Optional[Any] = None  # slurm.SlurmOutcome for the SLURM target
 
     @property
-    def exit_code(self) -> int:
+    def interrupted(self) -> Optional[Interrupted]:
+        """The signal that stopped the build or the run, if one did."""
         if self.run is not None and self.run.interrupted is not None:
-            return self.run.interrupted.exit_code
+            return self.run.interrupted
+        return self.build.interrupted if self.build is not None else None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return self.interrupted.exit_code
         if self.run is not None and any(r.get("failure_reason") != "BUILD_FAILED" for r in self.run.failed_runs):
             return EXIT_RUN_FAILURE
         if self.build is not None and self.build.failures:
@@ -56,7 +64,8 @@ def run_summary(outcome: RunOutcome) -> Dict[str, Any]:
 def do_build(root: str, options: BuildOptions, reporter: Optional[Reporter] = None) -> WorkflowResult:
     """Build for the vendor the context names, else for this host's (a CPU host builds CPU images)."""
     options.default_vendor = str(options.context.get("gpu_vendor") or host_facts(options.context).gpu_vendor)
-    outcome = build_models(root, options, reporter)
+    with interrupts.guarded():
+        outcome = build_models(root, options, reporter)
     return WorkflowResult(build=outcome, summary=build_summary(outcome))
 
 
@@ -65,7 +74,8 @@ def do_run_manifest(
 ) -> WorkflowResult:
     data = manifest_io.load_manifest(os.path.join(root, manifest_file))
     host = host_facts(options.context)
-    outcome = run_entries(root, data, host, options, reporter)
+    with interrupts.guarded():
+        outcome = run_entries(root, data, host, options, reporter)
     return WorkflowResult(run=outcome, host=host, summary=run_summary(outcome))
 
 
@@ -78,9 +88,18 @@ def do_build_and_run(
     if host.gpu_vendor == "AMD" and host.gpu_architecture and "MAD_SYSTEM_GPU_ARCHITECTURE" not in build_args:
         build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = host.gpu_architecture
         build_options.context = {**build_options.context, "docker_build_arg": build_args}
+    with interrupts.guarded():
+        return _build_and_run(root, host, build_options, options, reporter)
+
+
+def _build_and_run(
+    root: str, host: HostInfo, build_options: BuildOptions, options: RunOptions, reporter: Optional[Reporter]
+) -> WorkflowResult:
     built = build_models(root, build_options, reporter)
-    outcome = RunOutcome()
+    outcome = RunOutcome(interrupted=built.interrupted or interrupts.take())
     rows = failed_build_rows(built.failures, built.models, host, options.context, options.run_id)
+    if outcome.interrupted is not None:
+        rows += not_started_rows(built.manifest, built.not_started, host, options.context, options.run_id)
     if rows:
         from . import perfcsv
         from .run import write_entry_files
@@ -90,8 +109,9 @@ def do_build_and_run(
             write_entry_files(root, rows)
         for row in rows:
             outcome.record([row], row["model"], "", 0.0)
-    run_entries(root, built.manifest, host, options, reporter, outcome)
-    write_combined_logs(root, built.manifest)
+    if outcome.interrupted is None:
+        run_entries(root, built.manifest, host, options, reporter, outcome)
+        write_combined_logs(root, built.manifest)
     result = WorkflowResult(build=built, run=outcome, host=host)
     result.summary = {
         "build_phase": build_summary(built),
