@@ -116,6 +116,8 @@ options:
     description:
       - Fail the task when any row is a V(FAILURE). With V(false) the task succeeds and the failures are in
         RV(rows), RV(logs) and RV(summary).
+      - A run stopped by SIGINT, SIGTERM or SIGHUP always fails, after the running model's container was stopped
+        and removed and every model got its row (C(INTERRUPTED) for the running one, C(NOT_STARTED) for the rest).
     type: bool
     default: true
 requirements:
@@ -195,6 +197,11 @@ run_id:
   returned: success, and when a model failed
   type: str
   sample: 5f0c2a9d1e3b
+interrupted:
+  description: The signal that stopped the run (V(SIGTERM), V(SIGINT), V(SIGHUP)), or null.
+  returned: success, and when a model failed
+  type: str
+  sample: null
 logs:
   description: One entry per model, with its status, its log's path and the last O(log_tail_lines) lines.
   returned: success, and when a model failed
@@ -321,7 +328,14 @@ def main():
         "perf_csv": os.path.join(root, params["output"]),
         "run_id": options.run_id,
         "logs": log_entries(result.summary, params["log_tail_lines"]),
+        "interrupted": result.interrupted.name if result.interrupted else None,
     }
+    if result.interrupted is not None:
+        module.fail_json(
+            msg=f"interrupted by {result.interrupted.name}: the running model's container was stopped and removed; "
+            f"every model has its row in {outcome['perf_csv']}",
+            **outcome,
+        )
     glue.exit_with_rows(module, rows, params["fail_on_error"], "; see logs[].log_tail and logs[].log_path", **outcome)
 
 
