@@ -255,3 +255,35 @@ def test_build_on_compute_entry_5_3_registry_image():
     }
     entry = ManifestEntry("dummy", image, {"name": "dummy"})
     assert entry.registry_image == "registry.example.com/team/ci:dummy"
+
+
+def test_load_bad_json_says_what_to_do(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text('{"built_images": {"a": ')
+    with pytest.raises(ConfigError) as info:
+        manifest.load_manifest(str(path))
+    assert info.value.exit_code == 4
+    assert info.value.one_line().startswith(f"--manifest-file {path}: invalid JSON at line 1 column 24: ")
+    assert info.value.one_line().endswith(". fix it, or write it again with 'madengine build'")
+
+
+@pytest.mark.parametrize("section", ["built_images", "built_models"])
+@pytest.mark.parametrize("record", ["ci-x", ["ci-x"], 3])
+def test_load_refuses_a_record_that_is_not_an_object(tmp_path, section, record):
+    doc = {"built_images": {"ci-x": {"docker_image": "ci-x"}}, "built_models": {"ci-x": {"name": "x"}}}
+    doc[section]["ci-x"] = record
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError) as info:
+        manifest.load_manifest(str(path))
+    assert info.value.msg == (
+        f"--manifest-file {path}: {section}['ci-x'] must be a JSON object, got {type(record).__name__}"
+    )
+
+
+def test_load_keeps_null_records_for_the_run_to_report(tmp_path):
+    doc = {"built_images": {"ci-x": None}, "built_models": {"ci-x": None}}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    (entry,) = manifest.entries(manifest.load_manifest(str(path)))
+    assert (entry.key, entry.image, entry.model) == ("ci-x", {}, None)

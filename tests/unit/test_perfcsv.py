@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
 import multiprocessing
+import os
+
+import pytest
 
 from ansible_collections.rocm.madengine.plugins.module_utils import perfcsv
 
@@ -227,3 +231,130 @@ def test_header_with_utf8_bom_is_merged_by_name(tmp_path):
     perfcsv.append_rows(str(path), [row("b")])
     assert [r["model"] for r in perfcsv.read_rows(str(path))] == ["a", "b"]
     assert perfcsv.read_header(str(path))[0] == "model"
+
+
+# ---------------------------------------------------------------- all or nothing (a full or read-only file system)
+
+
+def partial_writes(monkeypatch, allowed: int, error: int = errno.ENOSPC):
+    """os.write as on a file system with `allowed` bytes left: a short write, then the error."""
+    real_write = os.write
+    left = {"bytes": allowed}
+
+    def write(fd, data):
+        if left["bytes"] <= 0:
+            raise OSError(error, os.strerror(error))
+        written = real_write(fd, bytes(data[: left["bytes"]]))
+        left["bytes"] -= written
+        return written
+
+    monkeypatch.setattr(perfcsv.os, "write", write)
+
+
+def test_a_full_file_system_leaves_the_file_byte_identical(tmp_path, monkeypatch):
+    path = tmp_path / "perf.csv"
+    perfcsv.append_rows(str(path), [row("a"), row("b")])
+    before = path.read_bytes()
+    partial_writes(monkeypatch, allowed=25)
+    with pytest.raises(perfcsv.ResultsWriteError) as caught:
+        perfcsv.append_rows(str(path), [row("c"), row("d")])
+    assert path.read_bytes() == before
+    message = caught.value.one_line()
+    assert "\n" not in message
+    assert str(path) in message and "2 row(s)" in message
+    assert "No space left on device (ENOSPC)" in message and "left as it was" in message
+    assert "free space" in message
+    assert caught.value.exit_code == 1
+    monkeypatch.undo()
+    perfcsv.append_rows(str(path), [row("e")])  # once there is room again, appending works
+    assert [r["model"] for r in perfcsv.read_rows(str(path))] == ["a", "b", "e"]
+
+
+def test_a_failing_fsync_also_cuts_the_rows_off(tmp_path, monkeypatch):
+    path = tmp_path / "perf.csv"
+    perfcsv.append_rows(str(path), [row("a")])
+    before = path.read_bytes()
+
+    def fsync(_fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(perfcsv.os, "fsync", fsync)
+    with pytest.raises(perfcsv.ResultsWriteError, match=r"Input/output error \(EIO\)"):
+        perfcsv.append_rows(str(path), [row("b")])
+    assert path.read_bytes() == before
+
+
+def test_a_failing_header_migration_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "perf.csv"
+    perfcsv.append_rows(str(path), [row("a")])
+    before = path.read_bytes()
+    partial_writes(monkeypatch, allowed=100)
+    with pytest.raises(perfcsv.ResultsWriteError, match="No space left on device"):
+        perfcsv.append_rows(str(path), [row("b", new_column="1")])  # a new column: the file is rewritten
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["perf.csv"]
+
+
+def test_a_new_file_that_cannot_be_written_is_not_left_behind(tmp_path, monkeypatch):
+    path = tmp_path / "perf.csv"
+    partial_writes(monkeypatch, allowed=0)
+    with pytest.raises(perfcsv.ResultsWriteError, match="No space left on device"):
+        perfcsv.append_rows(str(path), [row("a")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch):
+    path = tmp_path / "perf.csv"
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(perfcsv, "open", refuse, raising=False)
+    with pytest.raises(perfcsv.ResultsWriteError) as caught:
+        perfcsv.append_rows(str(path), [row("a")])
+    assert f"cannot append 1 row(s) to {path}: Read-only file system (EROFS)" in caught.value.one_line()
+
+
+def test_a_file_that_is_not_utf8_is_refused_and_kept(tmp_path):
+    path = tmp_path / "perf.csv"
+    path.write_bytes(b"model,status\n\xff\xfe,SUCCESS\n")
+    with pytest.raises(perfcsv.ResultsWriteError, match="can't decode"):
+        perfcsv.append_rows(str(path), [row("a")])
+    assert path.read_bytes() == b"model,status\n\xff\xfe,SUCCESS\n"
+
+
+def test_write_rows_replaces_the_file_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "perf_entry.csv"
+    perfcsv.write_rows(str(path), [row("old")])
+    before = path.read_bytes()
+    inode = path.stat().st_ino
+    partial_writes(monkeypatch, allowed=30)
+    with pytest.raises(perfcsv.ResultsWriteError) as caught:
+        perfcsv.write_rows(str(path), [row("new")])
+    assert f"cannot write 1 row(s) to {path}: No space left on device" in caught.value.one_line()
+    assert path.read_bytes() == before and path.stat().st_ino == inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["perf_entry.csv"]
+    monkeypatch.undo()
+    perfcsv.write_rows(str(path), [row("new")])
+    assert path.stat().st_ino != inode  # a new file took its place: readers never see half of one
+    assert [r["model"] for r in perfcsv.read_rows(str(path))] == ["new"]
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_check_writable_accepts_a_writable_file_or_directory(tmp_path):
+    perfcsv.check_writable(str(tmp_path / "perf.csv"))
+    perfcsv.check_writable(str(tmp_path / "not" / "yet" / "perf.csv"))
+    assert list(tmp_path.iterdir()) == []  # checking creates nothing
+
+
+def test_check_writable_names_the_read_only_file_system(tmp_path, monkeypatch):
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(perfcsv.os, "access", lambda *_args: False)
+    monkeypatch.setattr(perfcsv.os, "statvfs", lambda _path: ReadOnly())
+    with pytest.raises(perfcsv.ResultsWriteError) as caught:
+        perfcsv.check_writable(str(tmp_path / "out" / "perf.csv"))
+    message = caught.value.one_line()
+    assert f"cannot write rows to {tmp_path / 'out' / 'perf.csv'}: Read-only file system (EROFS)" in message
+    assert f"({tmp_path} is not writable)" in message

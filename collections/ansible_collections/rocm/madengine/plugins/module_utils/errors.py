@@ -54,3 +54,9 @@ class DockerUnavailableError(MadengineError):
     """The Docker engine cannot be reached."""
 
     exit_code = EXIT_FAILURE
+
+
+class ResultsWriteError(MadengineError):
+    """A results file (perf.csv, perf_entry.csv) could not be written; it is left as it was (exit 1)."""
+
+    exit_code = EXIT_FAILURE

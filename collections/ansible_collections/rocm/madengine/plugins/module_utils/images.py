@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from . import dockerapi
-from .credentials import RegistryAuth
+from .credentials import RegistryAuth, registry_of
 from .errors import BuildError
 
 HASH_LABEL = "org.madengine.content-hash"
@@ -153,6 +153,33 @@ def _consume(stream: Iterable[Dict[str, Any]], log: LineSink) -> Dict[str, Any]:
     return aux
 
 
+# How the engine words a registry it cannot reach, or one that refuses our credentials.
+_UNREACHABLE = (
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "network is unreachable",
+    "connection reset",
+    "tls handshake timeout",
+    "server misbehaving",
+    "unexpected eof",
+)
+_REFUSED = ("unauthorized", "no basic auth credentials", "authentication required", "denied")
+
+
+def registry_error(action: str, ref: str, exc: BaseException) -> BuildError:
+    """'push of R/x:t failed: <engine's words>' plus what to do when the registry is down or refuses us."""
+    text = dockerapi.short_error(exc)
+    registry = registry_of(ref) or "Docker Hub"
+    lowered = text.lower()
+    hint = None
+    if any(words in lowered for words in _UNREACHABLE):
+        hint = f"the registry {registry} is not reachable; check that it is running and reachable from this host"
+    elif any(words in lowered for words in _REFUSED):
+        hint = f"the registry {registry} refused the credentials; check its entry in credential.json"
+    return BuildError(f"{action} of {ref} failed: {text}", hint=hint, registry=registry)
+
+
 def push(local: str, target: str, auth: Optional[RegistryAuth], log: LineSink) -> str:
     """Tag `local` as `target`, push it, and return the pushed digest (sha256:...)."""
     api = dockerapi.client().api
@@ -163,7 +190,7 @@ def push(local: str, target: str, auth: Optional[RegistryAuth], log: LineSink) -
         stream = api.push(repo, tag, auth_config=auth.auth_config() if auth else None, stream=True, decode=True)
         aux = _consume(stream, log)
     except (RuntimeError, dockerapi.api_error()) as exc:
-        raise BuildError(f"push of {target} failed: {dockerapi.short_error(exc)}") from None
+        raise registry_error("push", target, exc) from None
     digest = aux.get("Digest") or ""
     if not digest.startswith("sha256:"):
         raise BuildError(f"push of {target} returned no digest")
@@ -177,7 +204,7 @@ def pull(ref: str, auth: Optional[RegistryAuth], log: LineSink) -> str:
     try:
         _consume(api.pull(repo, tag, auth_config=auth.auth_config() if auth else None, stream=True, decode=True), log)
     except (RuntimeError, dockerapi.api_error()) as exc:
-        raise BuildError(f"pull of {ref} failed: {dockerapi.short_error(exc)}") from None
+        raise registry_error("pull", ref, exc) from None
     return image_id(ref)
 
 

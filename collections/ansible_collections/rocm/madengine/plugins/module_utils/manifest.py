@@ -111,11 +111,22 @@ class ManifestEntry:
         return str(self.image.get("model") or self.key)
 
 
+REBUILD_HINT = "fix it, or write it again with 'madengine build'"
+
+
 def load_manifest(path: str) -> Dict[str, Any]:
-    data = load_json(path, f"--manifest-file {path}", dict, missing_hint="build first with 'madengine build'")
+    label = f"--manifest-file {path}"
+    data = load_json(path, label, dict, hint=REBUILD_HINT, missing_hint="build first with 'madengine build'")
     missing = [key for key in ("built_images", "built_models") if not isinstance(data.get(key), dict)]
     if missing:
-        raise ConfigError(f"--manifest-file {path}: missing or invalid {', '.join(missing)}")
+        raise ConfigError(f"{label}: missing or invalid {', '.join(missing)}", hint=REBUILD_HINT)
+    for section in ("built_images", "built_models"):
+        for key, record in data[section].items():
+            if record is not None and not isinstance(record, dict):
+                raise ConfigError(
+                    f"{label}: {section}[{key!r}] must be a JSON object, got {type(record).__name__}",
+                    hint=REBUILD_HINT,
+                )
     return data
 
 
