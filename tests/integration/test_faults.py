@@ -349,16 +349,15 @@ def node_back_up(slurm_cluster) -> Iterator[str]:
 def test_a_slurm_node_taken_down_mid_job_is_a_node_fail_row(
     mad_package: Path, slurm_cluster, node_back_up, docker_client
 ):
-    """The node running a model's job is set DOWN (`scontrol update nodename=n2 state=down reason=...`): with
-    `--no-requeue` (slurm.extra_directives) SLURM ends the job NODE_FAIL and madengine writes a FAILURE row with
-    failure_reason SLURM_NODE_FAIL, warns `<model>: job <id> ended NODE_FAIL (NodeDown) (log: ...)`, exits 3, and
-    the model's container is gone. (Without --no-requeue SLURM requeues the job and madengine waits for the rerun;
-    see docs/faults.md.)"""
+    """The node running a model's job is set DOWN (`scontrol update nodename=n2 state=down reason=...`): the job
+    (madengine's scripts say `--no-requeue` unless slurm.extra_directives asks for `--requeue`) ends NODE_FAIL
+    and madengine writes a FAILURE row with failure_reason SLURM_NODE_FAIL, warns `<model>: job <id> ended
+    NODE_FAIL (NodeDown) (log: ...)`, exits 3, and the model's container is gone."""
     node = node_back_up
     ctx = {
         "slurm": {
             "madengine_command": str(Path(sys.executable).parent / "madengine"), "wait_sleep": 1, "exclusive": False,
-            "time": "00:05:00", "nodelist": node, "extra_directives": ["--no-requeue"],
+            "time": "00:05:00", "nodelist": node,
         }
     }  # fmt: skip
     proc = subprocess.Popen(

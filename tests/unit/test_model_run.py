@@ -296,7 +296,9 @@ def test_entry_without_model_record_is_a_manifest_error(mad):
     assert rows[0]["status"] == STATUS_FAILURE
     assert rows[0]["failure_reason"] == run.MANIFEST_ERROR
     assert rows[0]["model"] == "lost_model"
-    assert reporter.warnings == [f"lost_model: manifest entry '{IMAGE}' has no built_models record"]
+    assert reporter.warnings == [
+        f"lost_model: manifest entry '{IMAGE}' has no built_models record; rebuild the manifest with 'madengine build'"
+    ]
 
 
 def test_vendor_mismatch_is_checked_before_skip_gpu_arch(mad):

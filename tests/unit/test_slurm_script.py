@@ -109,6 +109,7 @@ def test_minimal_settings_leave_the_rest_to_the_cluster(tmp_path):
         "#SBATCH --output=/shared/results/run1/logs/madengine-run1-0_%A_%a.out",
         "#SBATCH --nodes=1",
         "#SBATCH --exclusive",
+        "#SBATCH --no-requeue",
     ]
     assert script.startswith("#!/bin/bash\n")
     bash_n(script, tmp_path)
@@ -272,3 +273,10 @@ def test_paths_with_spaces_are_quoted_and_reach_the_task_as_one_argument(tmp_pat
 )
 def test_rendered_scripts_parse_with_bash(settings, kw, tmp_path):
     bash_n(render(inputs(parse_settings(settings), **kw)), tmp_path)
+
+
+def test_requeue_only_when_asked():
+    """A job whose node fails is not run again unseen; extra_directives ['--requeue'] restores SLURM's way."""
+    assert "#SBATCH --no-requeue" in sbatch_lines(render(inputs(SlurmSettings(), gpus_per_node=0)))
+    asked = sbatch_lines(render(inputs(parse_settings({"extra_directives": ["--requeue"]}), gpus_per_node=0)))
+    assert "#SBATCH --requeue" in asked and "#SBATCH --no-requeue" not in asked

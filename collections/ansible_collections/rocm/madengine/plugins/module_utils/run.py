@@ -276,7 +276,11 @@ class ModelRun:
 
     def _execute(self) -> List[Dict[str, Any]]:
         if self.entry.model is None:
-            return self.fail(MANIFEST_ERROR, f"manifest entry '{self.entry.key}' has no built_models record")
+            return self.fail(
+                MANIFEST_ERROR,
+                f"manifest entry '{self.entry.key}' has no built_models record; rebuild the manifest with "
+                "'madengine build'",
+            )
         image_vendor = str(self.entry.image.get("gpu_vendor") or "")
         if image_vendor and image_vendor != self.host.gpu_vendor:
             return self.fail(
@@ -615,6 +619,8 @@ def run_entries(
     root = os.path.abspath(root)
     creds = {**load_credentials(root), **options.extra_credentials}
     space = RunSpace(root, this_process(options.run_id))
+    if options.write_perf:
+        perfcsv.check_writable(os.path.join(root, options.output))
     warn_leftovers(root, reporter)
     with interrupts.guarded():
         try:
@@ -644,8 +650,8 @@ def finish_model(
     root: str, options: RunOptions, outcome: RunOutcome, job: ModelRun, rows: List[Dict[str, Any]], reporter: Reporter
 ) -> None:
     if options.write_perf:
-        perfcsv.append_rows(os.path.join(root, options.output), rows)
         write_entry_files(root, outcome.rows + rows)
+        perfcsv.append_rows(os.path.join(root, options.output), rows)
     outcome.record(rows, job.row["model"], job.image, job.duration, job.log_path)
     reporter.model_done(
         job.row["model"],

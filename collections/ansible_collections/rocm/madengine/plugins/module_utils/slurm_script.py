@@ -33,6 +33,9 @@ TEMPLATE = """#!/bin/bash{{ ' -l' if modules else '' }}
 {% if array_size > 1 %}
 #SBATCH --array=0-{{ array_size - 1 }}{{ '%' ~ s.max_parallel if s.max_parallel else '' }}
 {% endif %}
+{% if not requeue %}
+#SBATCH --no-requeue
+{% endif %}
 {% for line in s.extra_directives %}
 #SBATCH {{ line }}
 {% endfor %}
@@ -104,4 +107,7 @@ def render(inputs: ScriptInputs, modules: Optional[List[str]] = None) -> str:
         gpus_per_node=inputs.gpus_per_node,
         multi_node=settings.nodes > 1 and not inputs.self_managed,
         modules=settings.modules if modules is None else modules,
+        # A benchmark job that SLURM requeues (its node failed) would run again unseen: it fails instead, unless
+        # the user asks for --requeue.
+        requeue=any(line.split("=", 1)[0] == "--requeue" for line in settings.extra_directives),
     )
