@@ -23,6 +23,8 @@ description:
     rows, the log paths and short log tails, never whole logs.
   - Not idempotent, like running a command; every run appends rows. Containers are removed after each model
     unless O(keep_alive=true).
+  - With O(state=absent) it stops the run O(run_id) on the target instead, as Ctrl-C would, for example after the
+    controller lost an async job or to cancel a fleet run; see O(state).
 author:
   - madengine developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -41,6 +43,16 @@ attributes:
     details:
       - Every invocation runs the models again (like M(community.docker.docker_container_exec)).
 options:
+  state:
+    description:
+      - V(present) runs the models.
+      - V(absent) stops the run O(run_id) on the target: each live madengine process that owns one of its
+        containers gets SIGTERM (it stops its container, writes V(INTERRUPTED) and V(NOT_STARTED) rows and
+        exits); once they ended, the containers and run directories the run left (a killed process's) are
+        removed. Nothing is run. Changed when anything was stopped or removed.
+    type: str
+    choices: [present, absent]
+    default: present
   manifest_file:
     description:
       - The build manifest whose images run, relative to O(package_dir).
@@ -89,6 +101,7 @@ options:
       - Written to the C(run_id) column of every row, to tell one run's rows from another's (default a random id).
       - Give all hosts of one benchmark the same value to merge their rows by it.
       - Up to 128 letters, digits and C(. _ @ + -), starting with a letter or digit.
+      - Required with O(state=absent): the run to stop.
     type: str
   machine_name:
     description:
@@ -202,6 +215,20 @@ interrupted:
   returned: success, and when a model failed
   type: str
   sample: null
+stopped:
+  description: The process ids of the run's madengine processes that got SIGTERM.
+  returned: when O(state=absent)
+  type: list
+  elements: int
+  sample: [41877]
+removed:
+  description: What the run had left behind and was removed (C(kind) V(container) or V(run directory), C(name)).
+  returned: when O(state=absent)
+  type: list
+  elements: dict
+  sample:
+    - kind: container
+      name: container_ci-dummy_dummy.ubuntu.cpu_gpu-node-0_20261203T101500Z
 logs:
   description: One entry per model, with its status, its log's path and the last O(log_tail_lines) lines.
   returned: success, and when a model failed
@@ -236,7 +263,7 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils import cleanup, workflow  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions, check_run_id  # noqa: E402
 
 
@@ -254,6 +281,21 @@ def log_entries(summary, lines):
             }
         )
     return sorted(entries, key=lambda entry: entry["model"])
+
+
+def stop(module, root):
+    run_id = glue.call_core(module, "run_id", check_run_id, module.params["run_id"], "run_id:")
+    outcome = glue.call_core(module, "run_id", cleanup.stop_run, root, run_id)
+    result = {
+        "changed": bool(outcome.signalled or outcome.removed),
+        "run_id": run_id,
+        "stopped": outcome.signalled,
+        "removed": [{"kind": item.kind, "name": item.name} for item in outcome.removed],
+    }
+    if outcome.still_running or outcome.errors:
+        waiting = f"processes {outcome.still_running} did not end; " if outcome.still_running else ""
+        module.fail_json(msg=f"run {run_id}: {waiting}{'; '.join(outcome.errors)}".rstrip("; "), **result)
+    module.exit_json(**result)
 
 
 def main():
@@ -276,7 +318,9 @@ def main():
             "registry_password": {"type": "str", "no_log": True},
             "log_tail_lines": {"type": "int", "default": 20},
             "fail_on_error": {"type": "bool", "default": True},
+            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
         },
+        required_if=[("state", "absent", ["run_id"])],
         required_together=[("registry_username", "registry_password")],
         required_by={"registry_username": "registry"},
         supports_check_mode=False,
@@ -290,6 +334,8 @@ def main():
     if params["log_tail_lines"] < 0:
         module.fail_json(msg="log_tail_lines: must be 0 or more", option="log_tail_lines")
     root = glue.package_root(module)
+    if params["state"] == "absent":
+        stop(module, root)
     ctx = glue.context_of(module)
     credentials = {}
     if params["registry"] and params["registry_username"]:
