@@ -8,8 +8,7 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/shellcheck -x scripts/*.sh
-ANSIBLE_COLLECTIONS_PATH="$PWD/collections" .venv/bin/ansible-lint -q playbooks inventories \
-  collections/ansible_collections/rocm/madengine/roles collections/ansible_collections/rocm/madengine/playbooks
+ANSIBLE_COLLECTIONS_PATH="$PWD/collections" .venv/bin/ansible-lint -q --profile production
 bash scripts/sanity.sh
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/molecule test -s run
 set +e

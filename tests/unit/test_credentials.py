@@ -103,8 +103,14 @@ def test_unknown_registry_has_no_credentials():
     assert credentials.registry_auth({}, "") is None
 
 
-def test_entry_that_is_not_an_object_is_ignored():
-    assert credentials.registry_auth({"ghcr.io": "token"}, "ghcr.io") is None
+def test_entry_that_is_not_an_object_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        credentials.registry_auth({"ghcr.io": "token"}, "ghcr.io")
+    assert info.value.msg == "credential.json entry 'ghcr.io': must be an object, got str"
+
+
+def test_other_entries_may_be_anything():
+    assert credentials.registry_auth({"NAS_NODES": [{"NAME": "n"}], "ghcr.io": {}}, "quay.io") is None
 
 
 @pytest.mark.parametrize("entry", [{"username": "u"}, {"password": "p"}, {"username": "", "password": "p"}])

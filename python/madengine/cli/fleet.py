@@ -5,8 +5,12 @@ The orchestration lives in the playbooks; this module only starts them and rende
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import shutil
+import sys
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -23,6 +27,20 @@ PLAYBOOKS = {
 }
 # Commands that run only some phases of their playbook.
 PHASES = {"slurm-run-only": ["distribute", "run", "report"]}
+# The inventory groups each command's plays run on, and what their hosts do there.
+GROUPS = {
+    "run": ("madengine_build", "madengine_gpu"),
+    "build": ("madengine_build",),
+    "run-only": ("madengine_gpu",),
+    "slurm": ("madengine_build", "madengine_slurm_login"),
+    "slurm-run-only": ("madengine_slurm_login",),
+}
+# group -> (what its hosts do, an example inventory of this repository)
+GROUP_ROLES = {
+    "madengine_build": ("build the images", "inventories/fleet-example/hosts.yml"),
+    "madengine_gpu": ("run the models", "inventories/fleet-example/hosts.yml"),
+    "madengine_slurm_login": ("submit the SLURM jobs", "inventories/slurm-example/hosts.yml"),
+}
 
 
 def collections_root() -> str:
@@ -68,12 +86,11 @@ def run_playbook(
     verbose: bool = False,
 ) -> Dict[str, Any]:
     """Run one of the collection's playbooks; returns the runner status, rc and the hosts that failed."""
+    check_inventory(command, inventory, limit)
     try:
         import ansible_runner
     except ImportError:
-        raise ConfigError("--inventory needs ansible-runner", hint="pip install ansible-core ansible-runner") from None
-    if not os.path.exists(inventory):
-        raise ConfigError(f"--inventory {inventory}: not found")
+        raise ConfigError("--inventory needs ansible-runner", hint=INSTALL_HINT) from None
     private = tempfile.mkdtemp(prefix="madengine-runner-")
     printer = EventPrinter()
     try:
@@ -84,11 +101,83 @@ def run_playbook(
             extravars=extravars,
             limit=limit,
             tags=",".join(tags or PHASES.get(command, [])) or None,
-            envvars={"ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_HOST_KEY_CHECKING": "False"},
+            envvars={
+                "ANSIBLE_COLLECTIONS_PATH": collections_root(),
+                "ANSIBLE_HOST_KEY_CHECKING": "False",
+                **playbook_path(),
+            },
             quiet=not verbose,
             event_handler=printer,
             verbosity=3 if verbose else 0,
         )
+        if result.rc != 0 and not printer.failed_hosts and not verbose:
+            show_ansible_errors(result.stdout.read())
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return {"status": result.status, "rc": result.rc, "failed_hosts": printer.failed_hosts}
+
+
+INSTALL_HINT = "pip install ansible-core ansible-runner, or activate the environment madengine is installed in"
+
+
+def playbook_path() -> Dict[str, str]:
+    """{} when ansible-playbook is on PATH; else a PATH that finds the one beside this Python (an unactivated venv)."""
+    if shutil.which("ansible-playbook"):
+        return {}
+    beside = os.path.dirname(sys.executable)
+    if not os.access(os.path.join(beside, "ansible-playbook"), os.X_OK):
+        raise ConfigError("--inventory needs ansible-playbook, which is not on PATH", hint=INSTALL_HINT)
+    return {"PATH": os.pathsep.join([beside, os.environ.get("PATH", "")])}
+
+
+def check_inventory(command: str, inventory: str, limit: Optional[str]) -> None:
+    """Fail before any play when the inventory has no hosts in a group the command's playbook runs on."""
+    if not os.path.exists(inventory):
+        raise ConfigError(f"--inventory {inventory}: not found")
+    said = io.StringIO()  # ansible's own warnings (its import's too); the one line below says what matters
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        try:
+            from ansible.inventory.manager import InventoryManager
+            from ansible.parsing.dataloader import DataLoader
+        except ImportError:
+            raise ConfigError("--inventory needs ansible-core", hint=INSTALL_HINT) from None
+        except Exception as exc:  # ansible reads its configuration (ansible.cfg, ANSIBLE_*) on import
+            raise ConfigError(f"--inventory {inventory}: ansible cannot start: {_first_line(exc)}") from None
+        option = f"--inventory {inventory}"
+        try:
+            manager = InventoryManager(loader=DataLoader(), sources=[os.path.abspath(inventory)])
+            parsed = bool(manager.hosts)
+            if limit:
+                option = f"--limit {limit}"
+                manager.subset(limit)
+            empty = [group for group in GROUPS[command] if not manager.get_hosts(pattern=group)]
+        except Exception as exc:  # ansible's own errors: a failing inventory script, a malformed pattern
+            raise ConfigError(f"{option}: {_first_line(exc)}") from None
+    if not empty:
+        return
+    reasons = [line for line in said.getvalue().splitlines() if "failed to parse" in line.lower()]
+    if not parsed and reasons:
+        reason = reasons[0].replace("[WARNING]:", "").strip(" *")
+        raise ConfigError(f"--inventory {inventory}: ansible cannot read it: {reason}")
+    group = empty[0]
+    where = f" matching --limit {limit}" if limit else ""
+    role, example = GROUP_ROLES[group]
+    raise ConfigError(
+        f"--inventory {inventory}: no hosts in group '{group}'{where}",
+        hint=f"'{group}' holds the hosts that {role} (see {example})",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def show_ansible_errors(text: str) -> None:
+    """ansible-playbook's own error lines (a bad setting, a missing collection): no host event shows them."""
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR!", "[ERROR]"))]
+    for line in errors[:3] or lines[-1:]:
+        render.err.print(f"  [red]ansible[/red] {render.escape(line)}")

@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import ConfigError
+from .hostinfo import parse_gpu_list
 from .jsonfile import load_json
 from .suggest import did_you_mean
 
@@ -164,7 +165,12 @@ def load_context(text: Optional[str] = None, path: Optional[str] = None) -> Dict
     """File first, then the string shallow-updates it; the result is validated and normalised."""
     merged: Dict[str, Any] = {}
     if path:
-        merged.update(read_context_file(path))
+        from_file = read_context_file(path)
+        try:
+            validate_context(from_file)
+        except ConfigError as exc:
+            raise ConfigError(f"--additional-context-file {path}: {exc.msg}", hint=exc.hint, **exc.details) from None
+        merged.update(from_file)
     merged.update(parse_context_string(text))
     return validate_context(merged)
 
@@ -237,6 +243,8 @@ def _normalise(ctx: Dict[str, Any]) -> None:
     for section in ("docker_build_arg", "docker_env_vars", "env_vars"):
         if section in ctx:
             ctx[section] = _string_map(section, ctx[section])
+    if ctx.get("docker_gpus"):
+        parse_gpu_list(ctx["docker_gpus"])
     if "docker_mounts" in ctx:
         for container_path, host_path in ctx["docker_mounts"].items():
             if not isinstance(host_path, str) or not str(container_path).startswith("/"):

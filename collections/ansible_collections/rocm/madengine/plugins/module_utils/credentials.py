@@ -52,6 +52,11 @@ def credential_entry(creds: Mapping[str, Any], registry: str) -> Optional[Mappin
         entry = creds.get(key)
         if isinstance(entry, dict):
             return entry
+        if entry is not None:
+            raise ConfigError(
+                f"credential.json entry '{key}': must be an object, got {type(entry).__name__}",
+                hint='e.g. {"username": "...", "password": "...", "repository": "..."}',
+            )
     return None
 
 

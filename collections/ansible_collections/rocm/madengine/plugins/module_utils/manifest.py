@@ -127,6 +127,11 @@ def load_manifest(path: str) -> Dict[str, Any]:
                     f"{label}: {section}[{key!r}] must be a JSON object, got {type(record).__name__}",
                     hint=REBUILD_HINT,
                 )
+    for key in ("context", "deployment_config"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ConfigError(
+                f"{label}: '{key}' must be a JSON object, got {type(data[key]).__name__}", hint=REBUILD_HINT
+            )
     return data
 
 
