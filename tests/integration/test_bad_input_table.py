@@ -682,6 +682,27 @@ CASES: Tuple[Case, ...] = (
     Case("opt-nothing-to-run", ("run",), 4, r"nothing to run.*--tags"),
     Case("opt-registry-empty", ("build", "--tags", "dummy", "--registry", ""), 4, r"--registry: empty value"),
     Case("opt-missing-value", ("run", "--tags"), 4, r"Option '--tags' requires an argument"),
+    Case("opt-build-no-tags", ("build",), 4, r"no models selected\. pass --tags"),
+    Case(
+        "opt-summary-dir-missing",
+        RUN + ("--summary-output", "no/such/dir/s.json"),
+        4,
+        r"--summary-output no/such/dir/s\.json: directory .*no/such/dir does not exist",
+    ),
+    Case(
+        "inventory-unknown-tag",
+        ("run", "--tags", "nosuch", "--inventory", "hosts.yml"),
+        1,
+        r"tag 'nosuch' selects no model",
+        [copy(LOCAL_INVENTORY, "hosts.yml")],
+    ),
+    Case(
+        "manifest-no-images",
+        RUN_MANIFEST,
+        4,
+        r"--manifest-file build_manifest\.json: lists no images, nothing to run",
+        [manifest()],
+    ),
     # --- discovery (issue 8 part 5) ------------------------------------------------------------------------------
     Case("tag-empty", ("discover", "--tags", ""), 4, r"--tags '': empty tag"),
     Case("tag-only-commas", ("run", "--tags", ","), 4, r"--tags ',': empty tag"),

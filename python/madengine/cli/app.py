@@ -27,6 +27,7 @@ from madengine.cli import render
 
 app = typer.Typer(
     add_completion=False,
+    suggest_commands=False,  # click suggests already; Typer's own suggestion printed it twice
     no_args_is_help=True,
     help="Benchmark AI models from a MAD package in Docker containers.",
     pretty_exceptions_enable=False,
@@ -168,6 +169,8 @@ def build(
     with errors_as_messages(verbose):
         buildmod, _, _, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
+        if summary_output:
+            workflow.check_output_path(summary_output, "--summary-output")
         if inventory:
             raise typer.Exit(
                 _fleet(
@@ -238,6 +241,8 @@ def run(
     with errors_as_messages(verbose):
         buildmod, _, runmod, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
+        if summary_output:
+            workflow.check_output_path(summary_output, "--summary-output")
         if manifest_file and not inventory:
             ctx = workflow.context_with_manifest(ctx, ".", manifest_file)
         options = runmod.RunOptions(
@@ -370,7 +375,9 @@ def clean(
     raise typer.Exit(EXIT_FAILURE if errors else 0)
 
 
-generate_app = typer.Typer(no_args_is_help=True, help="Write deployment files without running anything.")
+generate_app = typer.Typer(
+    no_args_is_help=True, suggest_commands=False, help="Write deployment files without running anything."
+)
 app.add_typer(generate_app, name="generate")
 
 
@@ -434,6 +441,9 @@ def _fleet(
 
     if command in ("run", "slurm") and not tags:
         raise ConfigError("nothing to run", hint="pass --tags (or --manifest-file) with --inventory")
+    if tags and command not in ("run-only", "slurm-run-only"):
+        _, discovery, _, tagsmod, _ = _core()
+        tagsmod.select_models(tags, discovery.discover("."))  # a bad tag fails here, as without --inventory
     cwd = os.getcwd()
     extravars = {
         "madengine_tags": list(tags),

@@ -12,7 +12,7 @@ from . import dockerfiles, images, interrupts, manifest, prebuilt
 from .context import dockerfile_match_context, secret_env
 from .credentials import load_credentials, registry_auth, registry_image
 from .discovery import discover
-from .errors import BuildError, ConfigError, DiscoveryError, MadengineError
+from .errors import BuildError, ConfigError, MadengineError
 from .reporting import Reporter
 from .tags import select_models
 
@@ -91,7 +91,7 @@ def build_models(root: str, options: BuildOptions, reporter: Optional[Reporter] 
         raise ConfigError("--batch-manifest and --tags cannot be used together")
     tags = [e.model_name for e in batch if e.build_new] if options.batch_manifest else list(options.tags)
     if not tags and not batch:
-        raise DiscoveryError("no models selected", hint="pass --tags (e.g. --tags all)")
+        raise ConfigError("no models selected", hint="pass --tags (e.g. --tags all)")
     targets = {e.model_name: PushTarget(e.registry, e.registry_image) for e in batch if e.build_new}
     models = select_models(tags, discover(root)) if tags else []
     match = dockerfile_match_context(ctx, root, options.default_vendor)

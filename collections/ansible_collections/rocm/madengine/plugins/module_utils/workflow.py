@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, cast
 from . import atomic, interrupts
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
-from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS
+from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS, ConfigError
 from .hostinfo import CPU_HOST, HostInfo, detect_host
 from .interrupts import Interrupted
 from .reporting import Reporter
@@ -73,6 +73,11 @@ def do_run_manifest(
     root: str, manifest_file: str, options: RunOptions, reporter: Optional[Reporter] = None
 ) -> WorkflowResult:
     data = manifest_io.load_manifest(os.path.join(root, manifest_file))
+    if not data["built_images"]:
+        raise ConfigError(
+            f"--manifest-file {manifest_file}: lists no images, nothing to run",
+            hint="build the models first (madengine build --tags ...)",
+        )
     host = host_facts(options.context)
     with interrupts.guarded():
         outcome = run_entries(root, data, host, options, reporter)
@@ -137,6 +142,15 @@ def write_combined_logs(root: str, data: Mapping[str, Any]) -> None:
                         out.write(part.read())
                     if index == 0:
                         out.write(banner)
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Fail before any work when `path` could not be written (its directory is missing)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"{option} {path}: directory {directory} does not exist", hint="create it or pick another path"
+        )
 
 
 def write_summary(path: str, summary: Mapping[str, Any]) -> None:
