@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,18 @@ def test_benchmark_with_the_local_inventory(mad_package: Path) -> None:
     assert [(r["model"], r["machine_name"], r["status"]) for r in rows] == [("dummy", "localhost", "SUCCESS")]
     assert (mad_package / "perf_summary.json").is_file()
     assert (mad_package / "hosts" / "localhost" / "logs" / "dummy_dummy.ubuntu.cpu.run.live.log").is_file()
+
+    # stop.yml for a run that has ended: nothing to stop, nothing left to remove
+    stop = subprocess.run(
+        [str(playbook), str(REPO_ROOT / "playbooks" / "stop.yml"), "-i", str(REPO_ROOT / "inventories" / "local")]
+        + ["-e", f"madengine_run_id={rows[0]['run_id']}"],
+        cwd=mad_package,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert stop.returncode == 0, stop.stdout[-3000:] + stop.stderr[-2000:]
+    assert re.search(r"localhost\s*:\s*ok=1\s+changed=0\s+unreachable=0\s+failed=0", stop.stdout), stop.stdout[-2000:]

@@ -46,7 +46,7 @@ options:
   state:
     description:
       - V(present) runs the models.
-      - V(absent) stops the run O(run_id) on the target: each live madengine process that owns one of its
+      - V(absent) stops the run O(run_id) on the target. Each live madengine process that owns one of its
         containers gets SIGTERM (it stops its container, writes V(INTERRUPTED) and V(NOT_STARTED) rows and
         exits); once they ended, the containers and run directories the run left (a killed process's) are
         removed. Nothing is run. Changed when anything was stopped or removed.
@@ -101,7 +101,7 @@ options:
       - Written to the C(run_id) column of every row, to tell one run's rows from another's (default a random id).
       - Give all hosts of one benchmark the same value to merge their rows by it.
       - Up to 128 letters, digits and C(. _ @ + -), starting with a letter or digit.
-      - Required with O(state=absent): the run to stop.
+      - Required with O(state=absent), naming the run to stop.
     type: str
   machine_name:
     description:
