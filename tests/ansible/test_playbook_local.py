@@ -15,31 +15,25 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def test_benchmark_with_the_local_inventory(mad_package: Path) -> None:
-    playbook = Path(sys.executable).parent / "ansible-playbook"
+def local_playbook(package: Path, name: str, *extravars: str) -> subprocess.CompletedProcess:
+    """ansible-playbook playbooks/<name> -i inventories/local -e ..., run from the package as a user would."""
     env = {
         **os.environ,
-        "PWD": str(mad_package),
+        "PWD": str(package),
         "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    result = subprocess.run(
-        [
-            str(playbook),
-            str(REPO_ROOT / "playbooks" / "benchmark.yml"),
-            "-i",
-            str(REPO_ROOT / "inventories" / "local"),
-            "-e",
-            "madengine_tags=dummy",
-        ],
-        cwd=mad_package,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(REPO_ROOT / "playbooks" / name)]
+    argv += ["-i", str(REPO_ROOT / "inventories" / "local")]
+    for extravar in extravars:
+        argv += ["-e", extravar]
+    return subprocess.run(
+        argv, cwd=package, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, check=False
     )
+
+
+def test_benchmark_with_the_local_inventory(mad_package: Path) -> None:
+    result = local_playbook(mad_package, "benchmark.yml", "madengine_tags=dummy")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     with open(mad_package / "perf.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -48,16 +42,6 @@ def test_benchmark_with_the_local_inventory(mad_package: Path) -> None:
     assert (mad_package / "hosts" / "localhost" / "logs" / "dummy_dummy.ubuntu.cpu.run.live.log").is_file()
 
     # stop.yml for a run that has ended: nothing to stop, nothing left to remove
-    stop = subprocess.run(
-        [str(playbook), str(REPO_ROOT / "playbooks" / "stop.yml"), "-i", str(REPO_ROOT / "inventories" / "local")]
-        + ["-e", f"madengine_run_id={rows[0]['run_id']}"],
-        cwd=mad_package,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    stop = local_playbook(mad_package, "stop.yml", f"madengine_run_id={rows[0]['run_id']}")
     assert stop.returncode == 0, stop.stdout[-3000:] + stop.stderr[-2000:]
     assert re.search(r"localhost\s*:\s*ok=1\s+changed=0\s+unreachable=0\s+failed=0", stop.stdout), stop.stdout[-2000:]
