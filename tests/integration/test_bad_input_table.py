@@ -517,7 +517,7 @@ CASES: Tuple[Case, ...] = (
         "manifest-slurm-bad",
         RUN_MANIFEST,
         4,
-        r"key 'slurm\.nodes': must be a whole number",
+        r"build_manifest\.json: deployment_config: .*key 'slurm\.nodes': must be a whole number",
         [
             manifest(
                 ("x", image_record("x"), model_record("x")),

@@ -699,7 +699,9 @@ def test_miopen_user_db_path(mad, monkeypatch):
 def test_model_data_sets_dataname_and_warns(mad):
     job = make_job(mad, make_model(data="imagenet"))
     assert job.environment(1)["MAD_DATANAME"] == "imagenet"
-    assert job.reporter.warnings == ["dummy: data providers are not supported yet; running without data mounts"]
+    assert job.reporter.warnings == [
+        "dummy: data providers are not supported yet; running without data mounts (data.json is not read)"
+    ]
 
 
 def test_credentials_become_cred_field_variables(mad):

@@ -247,7 +247,7 @@ def discover(root: str = ".", use_cache: bool = True) -> ModelCatalog:
     models_json = os.path.join(root, "models.json")
     if not os.path.isfile(models_json):
         raise DiscoveryError(
-            f"{models_json}: not found",
+            f"{models_json}: {'is not a file' if os.path.exists(models_json) else 'not found'}",
             hint="run madengine from the root of a MAD package (the directory holding models.json)",
         )
     models: List[DiscoveredModel] = []

@@ -423,7 +423,10 @@ class ModelRun:
             env["MAD_OUTPUT_CSV"] = str(model["multiple_results"])
         if model.get("data"):
             env["MAD_DATANAME"] = str(model["data"])
-            self.reporter.warn(f"{model['name']}: data providers are not supported yet; running without data mounts")
+            self.reporter.warn(
+                f"{model['name']}: data providers are not supported yet; running without data mounts "
+                "(data.json is not read)"
+            )
         if host.gpu_vendor == "AMD":
             env["ROCM_PATH"] = self.container_rocm_path()
         cred = model.get("cred")

@@ -245,4 +245,9 @@ def context_with_manifest(ctx: Mapping[str, Any], root: str, manifest_file: str)
             merged[key] = config[key]
     if str(config.get("target") or "").lower() == "slurm":
         merged.setdefault("slurm", {})
-    return validate_context(merged) if merged != dict(ctx) else merged
+    if merged == dict(ctx):
+        return merged
+    try:
+        return validate_context(merged)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: deployment_config: {exc.msg}", hint=exc.hint) from None
