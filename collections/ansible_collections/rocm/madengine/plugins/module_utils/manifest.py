@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
+from . import atomic
 from .errors import ConfigError
 from .jsonfile import load_json
 
@@ -62,13 +62,11 @@ def new_manifest(ctx: Mapping[str, Any], gpu_vendor: str) -> Dict[str, Any]:
 
 
 def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Replaced in one step (0644, like the original's): an interrupted write leaves the old manifest."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic.replacing(path) as handle:
         json.dump(manifest, handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 @dataclass

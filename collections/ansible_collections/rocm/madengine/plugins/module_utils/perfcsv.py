@@ -12,6 +12,7 @@ import os
 import tempfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from . import atomic
 from .errors import ResultsWriteError
 
 # The 29 columns of the original, first and in this order.
@@ -134,7 +135,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _write_new_file(path: str, text: str) -> None:
     """Replace `path` by a file holding `text`, atomically: a temp file in the same directory, then os.replace.
-    On any failure the temp file is removed and `path` is untouched."""
+    On any failure the temp file is removed and `path` is untouched. (Raw descriptor writes, unlike
+    atomic.replacing: a short write on a full disk shows here, and is what the tests provoke.)"""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".perf-", suffix=".csv")
     try:
@@ -218,6 +220,17 @@ def write_rows(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
         _write_new_file(path, _render(header, header, rows))
     except OSError as exc:
         raise _write_error(path, len(rows), exc, what="write") from None
+
+
+def write_entry_files(directory: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """perf_entry.json / perf_entry.csv: the rows of this session, each replaced in one step."""
+    path = os.path.join(directory, "perf_entry.json")
+    try:
+        with atomic.replacing(path) as handle:
+            json.dump(rows[0] if len(rows) == 1 else list(rows), handle, indent=2)
+    except OSError as exc:
+        raise _write_error(path, len(rows), exc, what="write") from None
+    write_rows(os.path.join(directory, "perf_entry.csv"), rows)
 
 
 def check_writable(path: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -653,7 +652,7 @@ def finish_model(
     root: str, options: RunOptions, outcome: RunOutcome, job: ModelRun, rows: List[Dict[str, Any]], reporter: Reporter
 ) -> None:
     if options.write_perf:
-        write_entry_files(root, outcome.rows + rows)
+        perfcsv.write_entry_files(root, outcome.rows + rows)
         perfcsv.append_rows(os.path.join(root, options.output), rows)
     outcome.record(rows, job.row["model"], job.image, job.duration, job.log_path)
     reporter.model_done(
@@ -680,10 +679,3 @@ def warn_leftovers(root: str, reporter: Reporter) -> None:
             f"{len(found)} container(s)/run directories of runs that ended without cleaning up "
             f"(run {', '.join(runs[:5])}{', ...' if len(runs) > 5 else ''}); remove them with 'madengine clean'"
         )
-
-
-def write_entry_files(root: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """perf_entry.json / perf_entry.csv: the rows of this session, each replaced in one step."""
-    with atomic.replacing(os.path.join(root, "perf_entry.json")) as handle:
-        json.dump(rows[0] if len(rows) == 1 else list(rows), handle, indent=2)
-    perfcsv.write_rows(os.path.join(root, "perf_entry.csv"), rows)

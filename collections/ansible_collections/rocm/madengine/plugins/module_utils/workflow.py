@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, cast
 
-from . import atomic, interrupts
+from . import atomic, interrupts, perfcsv
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
 from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS, ConfigError
@@ -106,12 +106,9 @@ def _build_and_run(
     if outcome.interrupted is not None:
         rows += not_started_rows(built.manifest, built.not_started, host, options.context, options.run_id)
     if rows:
-        from . import perfcsv
-        from .run import write_entry_files
-
         if options.write_perf:
+            perfcsv.write_entry_files(root, rows)
             perfcsv.append_rows(os.path.join(root, options.output), rows)
-            write_entry_files(root, rows)
         for row in rows:
             outcome.record([row], row["model"], "", 0.0)
     if outcome.interrupted is None:
@@ -177,7 +174,7 @@ def do_run_slurm(
     check_mode: bool = False,
 ) -> WorkflowResult:
     """Build here (unless given a manifest), then run every model as a SLURM job and collect its rows."""
-    from . import perfcsv, slurm
+    from . import slurm
     from .slurm_config import parse_settings
 
     reporter = reporter or Reporter()
