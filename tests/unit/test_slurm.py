@@ -773,6 +773,21 @@ def test_rows_of_a_task_keep_their_own_failure(tmp_path):
     assert (row["status"], row["failure_reason"]) == ("FAILURE", "EXIT_CODE")
 
 
+@pytest.mark.parametrize(
+    "recording,job_id,reason",
+    [("scontrol-timeout.txt", "184", "SLURM_TIMEOUT"), ("scontrol-cancelled.txt", "189", "SLURM_CANCELLED")],
+)
+def test_rows_of_a_signalled_task_say_what_slurm_did(tmp_path, recording, job_id, reason):
+    """SLURM's time limit or scancel signals the task, which writes an INTERRUPTED row: the job state names it."""
+    request = make_request(tmp_path)
+    directory = results_dir(request)
+    plan = live_plan(job_id, 1)
+    plan.states = parse_scontrol(data(recording), 1)
+    task_rows(directory, "m0", 0, 1, [{"model": "m0", "status": "FAILURE", "failure_reason": "INTERRUPTED"}])
+    (row,) = collect_rows([plan], request, directory, Recorder())
+    assert (row["status"], row["failure_reason"]) == ("FAILURE", reason)
+
+
 def test_multi_node_all_nodes_ok(tmp_path):
     request = make_request(tmp_path, {"nodes": 2})
     directory = results_dir(request)

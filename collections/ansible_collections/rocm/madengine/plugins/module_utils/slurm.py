@@ -23,6 +23,7 @@ from .hostinfo import CPU_HOST
 from .manifest import ManifestEntry, entries
 from .perfcsv import STATUS_FAILURE
 from .reporting import Reporter
+from .run import INTERRUPTED, NOT_STARTED
 from .slurm_config import SlurmSettings, resolve_madengine_command
 from .slurm_job import TASK_INDEX_ENV, JobSpec, task_dir
 
@@ -40,7 +41,6 @@ TERMINAL_STATES = (
     "SPECIAL_EXIT",
 )
 SUBMIT_FAILED, WAIT_TIMEOUT, NO_RESULT = "SUBMIT_FAILED", "WAIT_TIMEOUT", "NO_RESULT"
-INTERRUPTED = "INTERRUPTED"
 STATE_FILE = "jobs.json"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
 
@@ -516,6 +516,7 @@ def collect_rows(
             task_rows = perfcsv.read_rows(os.path.join(head, "perf.csv"))
             if task_rows:
                 _apply_node_failures(task_rows, directory, entry.task_name, span, reporter)
+                _apply_job_end(task_rows, plan, index)
                 for row in task_rows:
                     row.update(deployment_type="slurm", nnodes=str(nodes))
                 rows.extend(task_rows)
@@ -525,6 +526,18 @@ def collect_rows(
             reporter.warn(f"{entry.model_name}: {words}" + (f" (log: {log})" if log else ""))
             rows.append(failure_row(entry, request, reason))
     return rows
+
+
+def _apply_job_end(rows: List[Dict[str, Any]], plan: JobPlan, index: int) -> None:
+    """The task writes INTERRUPTED rows when SLURM signals it; the job's state says why (SLURM_TIMEOUT,
+    SLURM_CANCELLED, SLURM_PREEMPTED, madengine's own cancel, ...)."""
+    state = plan.states.get(index)
+    if state is None or not state.terminal or state.state == "COMPLETED":
+        return
+    reason = state_reason(plan, index)[0]
+    for row in rows:
+        if row.get("failure_reason") in (INTERRUPTED, NOT_STARTED):
+            row["failure_reason"] = reason
 
 
 def _apply_node_failures(
