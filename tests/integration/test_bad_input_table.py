@@ -258,6 +258,14 @@ CASES: Tuple[Case, ...] = (
         rows=["x"],
     ),
     Case(
+        "card-cred-not-object",
+        RUN_CPU + ("x",),
+        2,
+        r"credential\.json entry 'MAD_X' must be an object, got str",
+        [add_cards(card("x", cred="MAD_X")), write("credential.json", {"MAD_X": "user:pass"})],
+        rows=["x"],
+    ),
+    Case(
         "card-context-not-dir",
         RUN_CPU + ("x",),
         2,

@@ -715,7 +715,13 @@ def test_credentials_become_cred_field_variables(mad):
 
 def test_missing_credential_is_an_error(mad):
     job = make_job(mad, make_model(cred="NOPE"), creds={"MAD_HF": {"username": "alice"}})
-    with pytest.raises(RunError, match="model 'dummy': credential 'NOPE' not found in credential.json"):
+    with pytest.raises(MadengineError, match="model 'dummy': credential 'NOPE' not found in credential.json"):
+        job.environment(1)
+
+
+def test_a_credential_that_is_not_an_object_says_so(mad):
+    job = make_job(mad, make_model(cred="MAD_HF"), creds={"MAD_HF": "alice:secret"})
+    with pytest.raises(MadengineError, match="credential.json entry 'MAD_HF' must be an object, got str"):
         job.environment(1)
 
 

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import dockerfiles, images, interrupts, manifest, prebuilt
 from .context import dockerfile_match_context, secret_env
-from .credentials import load_credentials, registry_auth, registry_image
+from .credentials import load_credentials, model_credential_env, registry_auth, registry_image
 from .discovery import discover
 from .errors import BuildError, ConfigError, MadengineError
 from .reporting import Reporter
@@ -52,19 +52,6 @@ class BuildOutcome:
     @property
     def changed(self) -> bool:
         return any(not record.get("cached") for record in self.successes)
-
-
-def credential_build_args(model: Mapping[str, Any], creds: Mapping[str, Any]) -> Dict[str, str]:
-    name = model.get("cred") or ""
-    if not name:
-        return {}
-    entry = creds.get(name)
-    if not isinstance(entry, dict):
-        raise BuildError(
-            f"model '{model.get('name')}': credential '{name}' not found in credential.json",
-            hint=f"add a '{name}' object to credential.json",
-        )
-    return {f"{name}_{key.upper()}": str(value) for key, value in entry.items()}
 
 
 def _display_build_command(
@@ -229,7 +216,7 @@ def _build_one(
         text = handle.read()
     user_args = dict(options.context.get("docker_build_arg") or {})
     secrets = secret_env()
-    cred_args = credential_build_args(model, creds)
+    cred_args = model_credential_env(model, creds)
     build_args = {**user_args, **secrets, **cred_args}
     if arch:
         build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = arch

@@ -38,6 +38,27 @@ def load_credentials(root: str, environ: Optional[Mapping[str, str]] = None) -> 
     return creds
 
 
+def model_credential_env(model: Mapping[str, Any], creds: Mapping[str, Any]) -> Dict[str, str]:
+    """`<cred>_<FIELD>` values of the credential.json entry a model card names in `cred` ({} when none): build
+    args of its image and environment of its container, as the original passes them."""
+    name = model.get("cred") or ""
+    if not name:
+        return {}
+    entry = creds.get(name)
+    if entry is None:
+        raise ConfigError(
+            f"model '{model.get('name')}': credential '{name}' not found in credential.json",
+            hint=f"add a '{name}' object to credential.json",
+        )
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f"model '{model.get('name')}': credential.json entry '{name}' must be an object, got "
+            f"{type(entry).__name__}",
+            hint='write it as {"username": ..., "password": ...}',
+        )
+    return {f"{name}_{key.upper()}": str(value) for key, value in entry.items()}
+
+
 def is_dockerhub(registry: str) -> bool:
     return registry.strip().lower().rstrip("/") in DOCKERHUB_ALIASES
 

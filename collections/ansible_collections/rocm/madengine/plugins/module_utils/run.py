@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import atomic, cleanup, containers, dockerapi, dockerfiles, images, interrupts, launchers, perf, perfcsv
 from .context import runtime_gpu_override, secret_env
-from .credentials import load_credentials, registry_auth, registry_of
+from .credentials import load_credentials, model_credential_env, registry_auth, registry_of
 from .errors import ConfigError, DockerUnavailableError, MadengineError, RunError
 from .hostinfo import HostInfo, parse_gpu_list
 from .manifest import ManifestEntry, entries
@@ -428,12 +428,7 @@ class ModelRun:
             )
         if host.gpu_vendor == "AMD":
             env["ROCM_PATH"] = self.container_rocm_path()
-        cred = model.get("cred")
-        if cred:
-            entry = self.creds.get(cred)
-            if not isinstance(entry, dict):
-                raise RunError(f"model '{model['name']}': credential '{cred}' not found in credential.json")
-            env.update({f"{cred}_{k.upper()}": str(v) for k, v in entry.items()})
+        env.update(model_credential_env(model, self.creds))
         if os.environ.get("MAD_DEPLOYMENT_TYPE") == "slurm":
             env.update({k: os.environ[k] for k in containers.SLURM_PASSTHROUGH if k in os.environ})
         if "MIOPEN_USER_DB_PATH" in os.environ:
