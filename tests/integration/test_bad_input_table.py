@@ -269,7 +269,7 @@ CASES: Tuple[Case, ...] = (
         "card-context-not-dir",
         RUN_CPU + ("x",),
         2,
-        r"build context .*nowhere is not a directory",
+        r"build context nowhere \(its 'dockercontext' 'nowhere'\) is not a directory",
         [add_cards(card("x", dockercontext="nowhere"))],
         rows=["x"],
     ),

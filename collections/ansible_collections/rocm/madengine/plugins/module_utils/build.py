@@ -229,7 +229,11 @@ def _build_one(
         )
     context_dir = os.path.normpath(os.path.join(root, dockerfiles.build_context_dir(model)))
     if not os.path.isdir(context_dir):
-        raise BuildError(f"model '{name}': build context {context_dir} is not a directory")
+        source = f"its 'dockercontext' {model['dockercontext']!r}" if model.get("dockercontext") else "the default"
+        raise BuildError(
+            f"model '{name}': build context {os.path.relpath(context_dir, root)} ({source}) is not a directory",
+            hint="set 'dockercontext' in its card to a directory of the package",
+        )
     log_name = dockerfiles.build_log_name(name, dockerfile, arch)
     request = images.BuildRequest(
         image=image,
