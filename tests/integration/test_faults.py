@@ -75,7 +75,7 @@ def test_dockerd_going_away_mid_run_is_an_engine_error_row_and_the_next_run_work
     """dockerd stops (SIGTERM, like `systemctl stop docker`) or dies (SIGKILL) while a model runs: the running
     model and the ones after it get FAILURE rows with failure_reason ENGINE_ERROR and a one-line warning each,
     madengine ends by itself long before the model's timeout (exit 3), and once dockerd is back the next run
-    works (SUCCESS)."""
+    works (SUCCESS), warning about the stopped container the engine kept, which `madengine clean` removes."""
     env = {"DOCKER_HOST": engine.url}
     built = madengine(mad_package, "build", "--tags", "dummy_sleep,dummy", env=env)
     assert built.rc == 0, built.output
@@ -107,6 +107,14 @@ def test_dockerd_going_away_mid_run_is_an_engine_error_row_and_the_next_run_work
     again = madengine(mad_package, "run", "--tags", "dummy", env=env)
     assert again.rc == 0, again.output
     assert perf_rows(mad_package)[-1]["status"] == "SUCCESS"
+    # The engine kept the stopped container of the run that lost it; the next run said so, clean removes it.
+    left = engine.docker("ps", "-aq", "--filter", f"label=org.madengine.run-id={run_id}").stdout.split()
+    assert len(left) == 1, left
+    assert f"run {run_id}" in again.stderr and "madengine clean" in again.stderr, again.output
+    cleaned = madengine(mad_package, "clean", env=env)
+    assert cleaned.rc == 0, cleaned.output
+    assert engine.docker("ps", "-aq", "--filter", "label=org.madengine.run-id").stdout.split() == []
+    assert not any((mad_package / ".madengine" / "runs").iterdir())
 
 
 # ---------------------------------------------------------------------------------------------- the registry
