@@ -183,7 +183,7 @@ def test_display_command_hides_environment_values():
     assert "s3cr3t" not in text
     assert "visible-only-as-name" not in text
     assert text == (
-        "docker run --name container_ci-x --network host --device /dev/kfd --gpus device=0,2 "
+        "docker run --name container_ci-x --init --network host --device /dev/kfd --gpus device=0,2 "
         "-v /work:/myworkspace:rw -e A -e MAD_SECRETS_TOKEN -w /myworkspace/run_directory ci-x bash run.sh"
     )
     assert "s3cr3t" not in repr(p)

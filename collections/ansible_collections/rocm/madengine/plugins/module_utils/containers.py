@@ -69,7 +69,11 @@ class ContainerPlan:
 
     def display_command(self) -> str:
         """A docker-run-like rendering for logs; environment values are not shown."""
-        parts = ["docker", "run", "--name", self.name, "--network", self.network_mode]
+        parts = (
+            ["docker", "run", "--name", self.name]
+            + (["--init"] if self.init else [])
+            + ["--network", self.network_mode]
+        )
         for device in self.devices:
             parts += ["--device", device]
         if self.gpu_ids:
