@@ -465,8 +465,9 @@ def _gpu_count(model: Mapping[str, Any], settings: K8sSettings, context: Mapping
     wanted = requested_gpus(model, context)
     if wanted < 0:
         raise ConfigError(
-            f"model '{model.get('name')}': n_gpus {wanted} ('all GPUs') has no meaning on Kubernetes",
-            hint='set the GPUs per pod with -c \'{"k8s": {"gpu_count": N}}\'',
+            f"model '{model.get('name')}': n_gpus {wanted} ('all GPUs') has no meaning on Kubernetes; "
+            "set k8s.gpu_count",
+            hint='the GPUs per pod, e.g. -c \'{"k8s": {"gpu_count": 8}}\'',
         )
     return wanted
 
