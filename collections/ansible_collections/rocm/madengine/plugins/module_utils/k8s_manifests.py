@@ -29,7 +29,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -175,6 +175,9 @@ def k8s_literal(value: str) -> str:
 
 @dataclass
 class RenderedModel:
+    """One model's objects, ready to apply in order; `job` is the last. The pods carry the label
+    `job-name=<job_name>` (pod_selector); every object carries `app`, `model` and `madengine/run` labels."""
+
     entry: ManifestEntry
     job_name: str
     nnodes: int
@@ -300,8 +303,12 @@ def _secrets(
     settings: K8sSettings,
     credentials: Mapping[str, Any],
     environ: Optional[Mapping[str, str]],
-    metadata: Any,
+    metadata: Callable[[str], Dict[str, Any]],
 ) -> _Secrets:
+    """from_local_credentials: a pull Secret for the image's registry (when credential.json has an entry for
+    it) and a runtime Secret with credential.json (the `credentials` mapping as JSON), the model's `cred`
+    variables and MAD_SECRETS variables. existing/omit: nothing created, nothing secret leaves this host; the
+    named Secrets are referenced (runtime_secret_name must hold the key credential.json)."""
     strategy = settings.secrets.strategy
     result = _Secrets()
     if strategy == "from_local_credentials":
