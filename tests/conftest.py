@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Any, Dict, Iterator
 
 import docker
 import pytest
@@ -187,3 +188,55 @@ def slurm_cluster(infra: Infra) -> SlurmCluster:
             f"SLURM nodes not ready ({proc.stdout.strip() or proc.stderr.strip()}): {SLURM_HINT}", pytrace=False
         )
     return cluster
+
+
+K8S_HINT = "run `bash scripts/setup-k8s.sh` (as root) first"
+
+
+@dataclass
+class K8sCluster:
+    """The single-node cluster of setup-k8s.sh, a namespace of this test session in it, and API clients."""
+
+    kubeconfig: str
+    namespace: str
+    node: str
+    core: Any
+    batch: Any
+
+    def secrets_of_run(self, run_id: str) -> list:
+        return self.core.list_namespaced_secret(self.namespace, label_selector=f"madengine/run={run_id}").items
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(infra: Infra) -> Iterator[K8sCluster]:
+    """The running cluster (fails with a one-line hint when it is not up) and a fresh namespace, deleted after."""
+    import uuid
+
+    import kubernetes
+
+    state = Path(os.environ.get("MADENGINE_K8S_DIR") or "/var/tmp/madengine-k8s")
+    kubeconfig = state / "kubeconfig"
+    if not kubeconfig.is_file():
+        pytest.fail(f"{kubeconfig} is missing: {K8S_HINT}", pytrace=False)
+    api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+    core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
+    try:
+        nodes = core.list_node(_request_timeout=15).items
+    except Exception as exc:  # the API server is down or refuses us
+        pytest.fail(f"Kubernetes API not usable ({str(exc).splitlines()[0]}): {K8S_HINT}", pytrace=False)
+    ready = [
+        n.metadata.name
+        for n in nodes
+        if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+    ]
+    if not ready:
+        pytest.fail(f"no Kubernetes node is Ready: {K8S_HINT}", pytrace=False)
+    namespace = f"madengine-test-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    deadline = time.monotonic() + 60
+    while not core.list_namespaced_service_account(namespace).items:  # pods need the default service account
+        if time.monotonic() > deadline:
+            pytest.fail(f"namespace {namespace} got no service account: is the controller-manager up?", pytrace=False)
+        time.sleep(0.2)
+    yield K8sCluster(str(kubeconfig), namespace, ready[0], core, batch)
+    core.delete_namespace(namespace)

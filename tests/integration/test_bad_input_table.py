@@ -388,7 +388,7 @@ CASES: Tuple[Case, ...] = (
     ),
     Case("ctx-ngpus", RUN + ("-c", '{"n_gpus": "many"}'), 4, r"key 'n_gpus': must be a whole number"),
     Case("ctx-rocenv", RUN + ("-c", '{"rocenv_mode": "medium"}'), 4, r"key 'rocenv_mode'"),
-    Case("ctx-deploy", RUN + ("-c", '{"deploy": "k8s"}'), 4, r"key 'deploy'"),
+    Case("ctx-deploy", RUN + ("-c", '{"deploy": "nomad"}'), 4, r"key 'deploy'"),
     Case(
         "ctx-not-supported",
         RUN + ("-c", '{"tools": [{"name": "rpd"}]}'),

@@ -120,7 +120,7 @@ def test_misplaced_key_names_its_section(key, section):
     assert f"'{section}'" in info.value.msg
 
 
-@pytest.mark.parametrize("key", ["tools", "pre_scripts", "k8s", "MAD_CONTAINER_IMAGE"])
+@pytest.mark.parametrize("key", ["tools", "pre_scripts", "vllm", "MAD_CONTAINER_IMAGE"])
 def test_not_yet_supported_key_is_an_error(key):
     with pytest.raises(ConfigError) as info:
         context.validate_context({key: [] if key in ("tools", "pre_scripts") else {}})
@@ -216,12 +216,18 @@ def test_docker_mounts_need_absolute_container_paths():
         context.validate_context({"docker_mounts": {"/data": 5}})
 
 
-def test_deploy_local_or_slurm():
-    assert context.validate_context({"deploy": "local"}) == {"deploy": "local"}
-    assert context.validate_context({"deploy": "slurm"}) == {"deploy": "slurm"}
+def test_deploy_names_a_known_target():
+    for value in ("local", "slurm", "k8s", "kubernetes"):
+        assert context.validate_context({"deploy": value}) == {"deploy": value}
     with pytest.raises(ConfigError) as info:
-        context.validate_context({"deploy": "k8s"})
-    assert "'k8s'" in info.value.msg
+        context.validate_context({"deploy": "nomad"})
+    assert "'nomad'" in info.value.msg and "k8s" in info.value.hint
+
+
+def test_two_targets_in_one_context_are_refused():
+    with pytest.raises(ConfigError) as info:
+        context.validate_context({"slurm": {}, "k8s": {}})
+    assert "kubernetes" in info.value.msg and "slurm" in info.value.msg
 
 
 def test_slurm_section_is_validated_with_the_key_named():

@@ -359,7 +359,8 @@ def test_extra_pull_secret_names_follow_the_created_one(package):
 def test_single_node_job_shape(package):
     rendered = render(package, timeout=600)
     spec = rendered.job["spec"]
-    assert spec["activeDeadlineSeconds"] == 600 and rendered.timeout == 600
+    assert pod(rendered)["activeDeadlineSeconds"] == 600 and rendered.timeout == 600
+    assert "activeDeadlineSeconds" not in spec  # the pod's deadline keeps the pod and its log; the Job's would not
     assert spec["completions"] == spec["parallelism"] == 1 and rendered.nnodes == 1
     assert spec["backoffLimit"] == 0 and "completionMode" not in spec and "ttlSecondsAfterFinished" not in spec
     pod_spec = pod(rendered)
@@ -384,7 +385,7 @@ def test_single_node_job_shape(package):
 @pytest.mark.parametrize("timeout", [None, 0])
 def test_no_timeout_no_deadline(package, timeout):
     rendered = render(package, timeout=timeout)
-    assert "activeDeadlineSeconds" not in rendered.job["spec"] and rendered.timeout is None
+    assert "activeDeadlineSeconds" not in pod(rendered) and rendered.timeout is None
 
 
 def test_gpu_resources_from_the_model_or_the_settings(package):

@@ -260,10 +260,16 @@ def run(
         if timeout < -1:
             raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
         reporter = CliReporter()
+        target = workflow.target_of(ctx)
         if inventory:
             command = "run-only" if manifest_file else "run"
-            if workflow.is_slurm_target(ctx):
+            if target == "slurm":
                 command = "slurm-run-only" if manifest_file else "slurm"
+            elif target != "local":
+                raise ConfigError(
+                    f"--inventory: the {target} target is reached from this machine, not from inventory hosts",
+                    hint="drop --inventory (or run playbooks/k8s.yml on a controller with a kubeconfig)",
+                )
             code = _fleet(
                 command,
                 inventory,
@@ -278,13 +284,25 @@ def run(
                 output=output,
             )
             raise typer.Exit(code)
-        if workflow.is_slurm_target(ctx):
-            result = _slurm_run(workflow, buildmod, options, tags, manifest_file, registry, manifest_output, reporter)
-        elif manifest_file:
-            if tags:
-                reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
-            result = workflow.do_run_manifest(".", manifest_file, options, reporter)
-        elif tags:
+        if manifest_file and tags:
+            reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
+        if not manifest_file and not tags:
+            raise ConfigError(
+                "nothing to run", hint="pass --tags to build and run, or --manifest-file to run a manifest"
+            )
+        local_only = [
+            flag
+            for flag, given in (
+                ("--keep-alive", keep_alive),
+                ("--keep-model-dir", keep_model_dir),
+                ("--skip-model-run", skip_model_run),
+            )
+            if given
+        ]
+        if local_only and target != "local":
+            reporter.warn(f"{', '.join(local_only)}: not supported on {target}; ignored")
+        build_options = None
+        if not manifest_file:
             build_options = buildmod.BuildOptions(
                 tags=tags,
                 context=ctx,
@@ -293,19 +311,16 @@ def run(
                 manifest_output=manifest_output,
                 live_output=live_output,
             )
-            result = workflow.do_build_and_run(".", build_options, options, reporter)
-        else:
-            raise ConfigError(
-                "nothing to run", hint="pass --tags to build and run, or --manifest-file to run a manifest"
-            )
+        result = workflow.execute(".", options, manifest_file, build_options, reporter)
         if result.build is not None and result.build.failures:
             render.build_table(result.build.successes, result.build.failures)
-        if result.slurm is not None:
-            render.slurm_jobs(result.slurm.jobs(), result.slurm.results_dir)
-        if result.slurm is not None and not result.slurm.collected:
+        deployed = result.deployment
+        if deployed is not None and deployed.target != "local":
+            render.jobs_table(deployed.target, deployed.jobs(), deployed.results_dir)
+        if deployed is not None and deployed.target != "local" and not deployed.collected:
             render.info_line(
-                f"not waiting for the jobs (slurm.wait is false); collect their rows later with the same command "
-                f"and --manifest-file {manifest_file or manifest_output} --run-id {options.run_id}"
+                f"not waiting for the jobs ({_WAIT_KEY[deployed.target]} is false); collect their rows later with "
+                f"the same command and --manifest-file {manifest_file or manifest_output} --run-id {options.run_id}"
             )
         else:
             render.perf_table(
@@ -325,33 +340,7 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
-def _slurm_run(workflow, buildmod, options, tags, manifest_file, registry, manifest_output, reporter):
-    """The SLURM target: build here unless given a manifest, then one sbatch job (or array) per resource shape."""
-    if manifest_file and tags:
-        reporter.warn("--tags is ignored with --manifest-file: every model of the manifest runs")
-    if not manifest_file and not tags:
-        raise ConfigError("nothing to run", hint="pass --tags to build and run, or --manifest-file to run a manifest")
-    ignored = [
-        flag
-        for flag, given in (
-            ("--keep-alive", options.keep_alive),
-            ("--keep-model-dir", options.keep_model_dir),
-            ("--skip-model-run", options.skip_model_run),
-        )
-        if given
-    ]
-    if ignored:
-        reporter.warn(f"{', '.join(ignored)}: not supported on SLURM; ignored")
-    build_options = None
-    if not manifest_file:
-        build_options = buildmod.BuildOptions(
-            tags=tags,
-            context=options.context,
-            registry=registry,
-            manifest_output=manifest_output,
-            live_output=options.live_output,
-        )
-    return workflow.do_run_slurm(".", options, manifest_file, build_options, reporter)
+_WAIT_KEY = {"slurm": "slurm.wait", "kubernetes": "k8s.wait"}
 
 
 @app.command()
@@ -400,8 +389,33 @@ def generate_slurm(
         options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
         if run_id is not None:
             options.run_id = runmod.check_run_id(run_id)
-        result = workflow.do_run_slurm(".", options, manifest_file, None, CliReporter(), submit=False)
-        render.slurm_scripts(result.slurm.plans, result.slurm.results_dir)
+        result = workflow.execute(".", options, manifest_file, None, CliReporter(), submit=False)
+        render.slurm_scripts(result.deployment.plans, result.deployment.results_dir)
+
+
+@generate_app.command("k8s")
+def generate_k8s(
+    manifest_file: str = typer.Option("build_manifest.json", "--manifest-file", "-m", help="The manifest to run."),
+    timeout: int = typer.Option(-1, "--timeout", help="Seconds per model: -1 the model's own or 7200, 0 none."),
+    additional_context: str = ContextOpt,
+    additional_context_file: Optional[str] = ContextFileOpt,
+    run_id: Optional[str] = RunIdOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Write each model's Kubernetes objects (Secrets as placeholders, ConfigMap, Service, Job) as YAML files;
+    apply them yourself or review them; nothing is sent to a cluster."""
+    with errors_as_messages(verbose):
+        _, _, runmod, _, workflow = _core()
+        ctx = _context(additional_context, additional_context_file)
+        if "kubernetes" not in ctx:
+            ctx.setdefault("k8s", {})
+        if timeout < -1:
+            raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
+        options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
+        if run_id is not None:
+            options.run_id = runmod.check_run_id(run_id)
+        result = workflow.execute(".", options, manifest_file, None, CliReporter(), submit=False)
+        render.files_table("Kubernetes manifests", result.deployment.files, "kubectl apply -f")
 
 
 @app.command("slurm-task", hidden=True)

@@ -102,8 +102,12 @@ def info_line(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/dim]")
 
 
-def slurm_jobs(jobs: Sequence[Mapping[str, Any]], results_dir: str) -> None:
-    table = Table(title=f"SLURM jobs (results in {results_dir})", title_justify="left")
+TARGET_TITLES = {"slurm": "SLURM", "kubernetes": "Kubernetes"}
+
+
+def jobs_table(target: str, jobs: Sequence[Mapping[str, Any]], results_dir: str) -> None:
+    where = f" (results in {results_dir})" if results_dir else ""
+    table = Table(title=f"{TARGET_TITLES.get(target, target)} jobs{where}", title_justify="left")
     for column in ("model", "job", "state", "exit", "reason"):
         table.add_column(column, overflow="fold")
     for job in jobs:
@@ -118,6 +122,15 @@ def slurm_scripts(plans: Sequence[Any], results_dir: str) -> None:
     for plan in plans:
         names = ", ".join(entry.model_name for entry in plan.entries)
         table.add_row(escape(plan.script_path), escape(names), escape(f"sbatch {plan.script_path}"))
+    out.print(table)
+
+
+def files_table(title: str, paths: Sequence[str], command: str) -> None:
+    table = Table(title=f"{title} ({len(paths)})", title_justify="left")
+    for column in ("file", "apply with"):
+        table.add_column(column, overflow="fold")
+    for path in paths:
+        table.add_row(escape(path), escape(f"{command} {path}"))
     out.print(table)
 
 

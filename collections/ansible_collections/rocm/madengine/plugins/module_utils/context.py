@@ -70,10 +70,12 @@ KNOWN_KEYS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "rocenv_mode": (_str, "'lite' or 'full'"),
     "distributed": (_dict, "an object"),
     "slurm": (_dict, "an object of SLURM settings"),
+    "k8s": (_dict, "an object of Kubernetes settings"),
+    "kubernetes": (_dict, "an object of Kubernetes settings"),
     "env_vars": (_dict, "an object"),
     "deployment_config": (_dict, "an object"),
     "debug": (lambda v: v is None or _bool(v), "a boolean"),
-    "deploy": (_str, "'local' or 'slurm'"),
+    "deploy": (_str, "'local', 'slurm' or 'k8s'"),
     **{key: (_int, "a whole number") for key in GPU_COUNT_KEYS},
 }
 
@@ -85,8 +87,6 @@ NOT_YET_SUPPORTED = {
     "post_scripts": "post-scripts",
     "encapsulate_script": "encapsulation scripts",
     "data": "data providers",
-    "k8s": "the Kubernetes target",
-    "kubernetes": "the Kubernetes target",
     "vllm": "vLLM deployments",
     "launcher": "Kubernetes launcher overrides",
     "shared_data": "SLURM shared data",
@@ -236,10 +236,9 @@ def _normalise(ctx: Dict[str, Any]) -> None:
                 f"additional context key 'guest_os': must be one of {', '.join(GUEST_OSES)}, got {ctx['guest_os']!r}"
             )
         ctx["guest_os"] = guest
-    if "deploy" in ctx and ctx["deploy"].strip().lower() not in ("local", "docker", "slurm"):
-        raise ConfigError(
-            f"additional context key 'deploy': '{ctx['deploy']}' is not supported yet; use 'local' or 'slurm'"
-        )
+    from .deployment import target_name
+
+    target_name(ctx)  # one target at most, and a known one
     for section in ("docker_build_arg", "docker_env_vars", "env_vars"):
         if section in ctx:
             ctx[section] = _string_map(section, ctx[section])
@@ -264,6 +263,10 @@ def _normalise(ctx: Dict[str, Any]) -> None:
         from .slurm_config import parse_settings
 
         parse_settings(ctx["slurm"])
+    if "k8s" in ctx or "kubernetes" in ctx:
+        from .k8s_config import parse_settings as parse_k8s_settings
+
+        parse_k8s_settings(ctx)
     if "rocenv_mode" in ctx and ctx["rocenv_mode"] not in ("lite", "full"):
         raise ConfigError(f"additional context key 'rocenv_mode': must be 'lite' or 'full', got {ctx['rocenv_mode']!r}")
 

@@ -14,7 +14,8 @@ Deliberate differences from the original (spec 15.5 item 42 and others):
   scripts; every `$` of a literal value is doubled, Kubernetes' escape, so `$(NAME)` is never expanded.
 * MAD_SYSTEM_GPU_ARCHITECTURE comes from the context (`gpu_architecture` or docker_env_vars), else it is
   not set (the original: always gfx90a).
-* The model's timeout is the Job's activeDeadlineSeconds (it counts from the Job's start, pulling included).
+* The model's timeout is its pod's activeDeadlineSeconds (from the pod's start, pulling included): the kubelet
+  stops the pod, which stays with its log, so a timed-out model's partial output is still collected.
 * Only the model's script directory is shipped (not the package's common scripts, tools or data providers);
   the pull secret is for the registry the image is in (the original: always Docker Hub); secret values reach
   the pod only through Secrets (secretKeyRef and a mounted credential.json), never the ConfigMap or the Job.
@@ -531,8 +532,6 @@ def _job(
     spec: Dict[str, Any] = {"backoffLimit": settings.backoff_limit}
     if settings.ttl_seconds_after_finished is not None:
         spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
-    if timeout:
-        spec["activeDeadlineSeconds"] = int(timeout)
     spec.update(completions=nnodes, parallelism=nnodes)
     if nnodes > 1:
         spec["completionMode"] = "Indexed"
@@ -641,6 +640,8 @@ def render_model(
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "hostNetwork": settings.host_network,
     }
+    if timeout:
+        pod_spec["activeDeadlineSeconds"] = int(timeout)
     if settings.host_network:
         pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
     if settings.host_ipc:

@@ -555,15 +555,7 @@ class ModelRun:
             reason, detail = EXIT_CODE, f"exit code {outcome.exit_code}"
         elif error:
             reason, detail = ERROR_PATTERN, f"error pattern '{error}' in the output"
-        metrics_optional = os.environ.get("MAD_COLLECT_METRICS", "").lower() == "false"
-        for r in rows:
-            if reason:
-                r.update(status=STATUS_FAILURE, failure_reason=reason)
-            elif r.get("performance") or metrics_optional:
-                r.update(status=STATUS_SUCCESS, failure_reason="")
-            else:
-                r.update(status=STATUS_FAILURE, failure_reason=NO_METRIC)
-        if not reason and any(r["failure_reason"] == NO_METRIC for r in rows):
+        if not settle_rows(rows, reason) and not reason:
             reason, detail = NO_METRIC, "no performance metric in the output"
         if reason:
             self.reporter.warn(f"{row['model']}: {detail} (log: {os.path.relpath(self.log_path, self.root)})")
@@ -598,6 +590,20 @@ class ModelRun:
             row["model"] = f"{self.row['model']}_{csv_row['model']}"
             rows.append(row)
         return rows
+
+
+def settle_rows(rows: Sequence[Dict[str, Any]], reason: str) -> bool:
+    """Each row's status: FAILURE with `reason` when there is one, else SUCCESS when it has a performance value
+    (or MAD_COLLECT_METRICS=false), else FAILURE NO_METRIC. False when some row has no metric."""
+    metrics_optional = os.environ.get("MAD_COLLECT_METRICS", "").lower() == "false"
+    for row in rows:
+        if reason:
+            row.update(status=STATUS_FAILURE, failure_reason=reason)
+        elif row.get("performance") or metrics_optional:
+            row.update(status=STATUS_SUCCESS, failure_reason="")
+        else:
+            row.update(status=STATUS_FAILURE, failure_reason=NO_METRIC)
+    return not any(row["failure_reason"] == NO_METRIC for row in rows)
 
 
 def run_entries(

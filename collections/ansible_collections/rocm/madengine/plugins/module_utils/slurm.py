@@ -10,21 +10,21 @@ import contextlib
 import json
 import os
 import re
-import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from . import launchers, perfcsv, slurm_script
+from . import interrupts, launchers, perfcsv, slurm_script
 from .commands import CommandResult, Runner, run_command, which
+from .deployment import SLURM, DeployOutcome, DeployRequest, Target, deploy, interruptible
 from .errors import ConfigError
 from .hostinfo import CPU_HOST
 from .manifest import ManifestEntry, entries
 from .perfcsv import STATUS_FAILURE
 from .reporting import Reporter
 from .run import INTERRUPTED, NOT_STARTED
-from .slurm_config import SlurmSettings, resolve_madengine_command
+from .slurm_config import SlurmSettings, parse_settings, resolve_madengine_command
 from .slurm_job import TASK_INDEX_ENV, JobSpec, task_dir
 
 TERMINAL_STATES = (
@@ -94,20 +94,15 @@ class SlurmRequest:
     submit: bool = True  # False: write the scripts only (madengine generate slurm)
 
 
-@dataclass
-class SlurmOutcome:
-    plans: List[JobPlan]
-    results_dir: str
-    rows: List[Dict[str, Any]] = field(default_factory=list)
-    changed: bool = False
-    submitted: List[str] = field(default_factory=list)
-    reused: List[str] = field(default_factory=list)
-    cancelled: List[str] = field(default_factory=list)
-    in_allocation: bool = False
-    test_only: List[Dict[str, str]] = field(default_factory=list)
-    newly_collected: bool = False  # False when a re-run with the same run id collects rows already reported
-    interrupted: bool = False  # the wait was interrupted (Ctrl-C, SIGTERM, SIGHUP) and the jobs cancelled
-    collected: bool = False  # rows were collected (False after check mode, generate, or submitting with wait: false)
+class SlurmOutcome(DeployOutcome):
+    """The deployment outcome, plus the SLURM jobs: their plans, reused job ids, sbatch --test-only answers."""
+
+    def __init__(self, plans: List[JobPlan], results_dir: str, **fields: Any) -> None:
+        super().__init__(target=SLURM, results_dir=results_dir, **fields)
+        self.plans = plans
+        self.reused: List[str] = []
+        self.in_allocation = False
+        self.test_only: List[Dict[str, str]] = []
 
     def jobs(self) -> List[Dict[str, Any]]:
         result = []
@@ -375,30 +370,20 @@ def test_jobs(plans: List[JobPlan], client: SlurmClient, outcome: SlurmOutcome) 
             plan.submit_error = message
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
-
-
 @contextlib.contextmanager
 def cancel_on_interrupt(
     plans: List[JobPlan], client: SlurmClient, outcome: SlurmOutcome, reporter: Reporter
 ) -> Iterator[None]:
     """Ctrl-C, SIGTERM or SIGHUP (the play or the job around us ends) inside the block: cancel the jobs of
     `plans` submitted so far, mark every unfinished model INTERRUPTED and carry on, so the rows are written."""
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    except (KeyboardInterrupt, _Interrupted):
-        reporter.warn("interrupted; cancelling the submitted jobs")
+
+    def cancel(exc: interrupts.Interrupted) -> None:
+        reporter.warn(f"interrupted by {exc.name}; cancelling the submitted jobs")
         _cancel(plans, client, outcome, INTERRUPTED)
-        outcome.interrupted = True
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        outcome.interrupted = exc
+
+    with interruptible(cancel):
+        yield
 
 
 def wait_jobs(
@@ -564,6 +549,94 @@ def _task_log(directory: str, plan: JobPlan, index: int) -> str:
 # ---------------------------------------------------------------- the whole target
 
 
+class SlurmTarget(Target):
+    """Every model as an sbatch job (models with the same resources share an array); each task runs
+    `madengine slurm-task` on its node and writes its rows where the login node collects them."""
+
+    name = SLURM
+    outcome: SlurmOutcome
+
+    def __init__(
+        self,
+        request: DeployRequest,
+        reporter: Reporter,
+        slurm_request: Optional[SlurmRequest] = None,
+        runner: Runner = run_command,
+    ) -> None:
+        super().__init__(request, reporter)
+        self.slurm = slurm_request or SlurmRequest(
+            settings=parse_settings(request.context.get("slurm")),
+            context=request.context,
+            package_root=os.path.abspath(request.root),
+            manifest_path=request.manifest_path,
+            run_id=request.run_id,
+            timeout=request.options.timeout,
+            submit=request.submit,
+            check_mode=request.check_mode,
+        )
+        self.client = SlurmClient(runner)
+        self.in_allocation = bool(os.environ.get("SLURM_JOB_ID"))
+        self.waits = self.slurm.settings.wait or self.in_allocation
+        self.plans: List[JobPlan] = []
+        self.outcome = SlurmOutcome([], "")
+        self.outcome.details["in_allocation"] = False
+
+    def prepare(self) -> None:
+        self.plans = plan_jobs(self.request.manifest, self.slurm)
+        directory = results_dir(self.slurm)
+        self.outcome.plans, self.outcome.results_dir = self.plans, directory
+        if not self.slurm.check_mode:
+            write_jobs(self.plans, self.slurm, directory)
+
+    def check(self) -> None:
+        """Write nothing; ask sbatch --test-only about the jobs this run id has not submitted yet."""
+        directory, outcome = self.outcome.results_dir, self.outcome
+        state = _load_state(directory)
+        known = state["jobs"]
+        with tempfile.TemporaryDirectory(prefix="madengine-slurm-check-") as scratch:
+            write_jobs(self.plans, self.slurm, directory, files_dir=scratch)
+            pending = [p for p in self.plans if p.name not in known]
+            if pending and not self.in_allocation:
+                self.client.require()
+                test_jobs(pending, self.client, outcome)
+        for plan in self.plans:
+            plan.job_id = known.get(plan.name, "")
+            plan.script_path = os.path.join(directory, plan.name + ".sh")
+            plan.spec_path = os.path.join(directory, plan.name + ".json")
+        outcome.changed = bool(pending) or not state["collected"]
+
+    def submit(self) -> None:
+        if self.in_allocation:
+            run_in_allocation(self.plans, self.outcome, self.reporter)
+            self.outcome.details["in_allocation"] = True
+            return
+        self.client.require()
+        submit_jobs(self.plans, self.client, self.outcome, self.slurm.run_id, self.reporter)
+        if not self.waits:
+            for plan in self.plans:
+                if plan.job_id:
+                    plan.states = self.client.states(plan.job_id, plan.size)
+
+    def wait(self) -> None:
+        if not self.in_allocation:
+            wait_jobs(self.plans, self.client, self.slurm.settings, self.outcome, self.reporter)
+
+    def cancel(self, reason: str) -> None:
+        _cancel([p for p in self.plans if p.job_id], self.client, self.outcome, reason)
+
+    def collect(self) -> None:
+        directory = self.outcome.results_dir
+        rows = collect_rows(self.plans, self.slurm, directory, self.reporter)
+        perfcsv.write_rows(os.path.join(directory, "perf.csv"), rows)
+        self.outcome.newly_collected = not _load_state(directory)["collected"]
+        self.outcome.changed = self.outcome.changed or self.outcome.newly_collected
+        _save_state(directory, self.slurm.run_id, self.plans, collected=True)
+        self._rows = rows
+
+    def rows(self) -> List[Dict[str, Any]]:
+        return self._rows
+
+
 def run_on_slurm(
     manifest: Mapping[str, Any],
     request: SlurmRequest,
@@ -572,45 +645,14 @@ def run_on_slurm(
 ) -> SlurmOutcome:
     """Write, submit (once per run id), wait, collect. Check mode writes nothing and asks sbatch --test-only."""
     reporter = reporter or Reporter()
-    client = SlurmClient(runner)
-    plans = plan_jobs(manifest, request)
-    directory = results_dir(request)
-    outcome = SlurmOutcome(plans=plans, results_dir=directory)
-    in_allocation = bool(os.environ.get("SLURM_JOB_ID"))
-    if request.check_mode:
-        state = _load_state(directory)
-        known = state["jobs"]
-        with tempfile.TemporaryDirectory(prefix="madengine-slurm-check-") as scratch:
-            write_jobs(plans, request, directory, files_dir=scratch)
-            pending = [p for p in plans if p.name not in known]
-            if pending and not in_allocation:
-                client.require()
-                test_jobs(pending, client, outcome)
-        for plan in plans:
-            plan.job_id = known.get(plan.name, "")
-            plan.script_path = os.path.join(directory, plan.name + ".sh")
-            plan.spec_path = os.path.join(directory, plan.name + ".json")
-        outcome.changed = bool(pending) or not state["collected"]
-        return outcome
-    write_jobs(plans, request, directory)
-    if not request.submit:
-        return outcome
-    if in_allocation:
-        run_in_allocation(plans, outcome, reporter)
-    else:
-        client.require()
-        submit_jobs(plans, client, outcome, request.run_id, reporter)
-        if not outcome.interrupted and not request.settings.wait:
-            for plan in plans:
-                if plan.job_id:
-                    plan.states = client.states(plan.job_id, plan.size)
-            return outcome
-        if not outcome.interrupted:
-            wait_jobs(plans, client, request.settings, outcome, reporter)
-    outcome.rows = collect_rows(plans, request, directory, reporter)
-    outcome.collected = True
-    perfcsv.write_rows(os.path.join(directory, "perf.csv"), outcome.rows)
-    outcome.newly_collected = not _load_state(directory)["collected"]
-    outcome.changed = outcome.changed or outcome.newly_collected
-    _save_state(directory, request.run_id, plans, collected=True)
-    return outcome
+    deploy_request = DeployRequest(
+        root=request.package_root,
+        manifest=manifest,
+        manifest_path=request.manifest_path,
+        options=None,
+        check_mode=request.check_mode,
+        submit=request.submit,
+    )
+    target = SlurmTarget(deploy_request, reporter, request, runner)
+    deploy(target)
+    return target.outcome

@@ -216,11 +216,11 @@ def _run_model(
     workspace: str,
     reporter: Reporter,
 ) -> List[Dict[str, Any]]:
+    from .hostinfo import detect_host
     from .run import RunOptions, run_entries
-    from .workflow import host_facts
 
     ctx = dict(spec.context)
-    host = host_facts(ctx)
+    host = detect_host(overrides=ctx)
     env = task_environment(spec, node, host.gpu_vendor)
     for name in launchers.visible_devices_unset(spec.launcher, host.gpu_vendor, spec.gpus_per_node):
         os.environ.pop(name, None)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, cast
+from typing import Any, Dict, List, Mapping, Optional, Type, cast
 
-from . import atomic, interrupts, perfcsv
+from . import deployment, interrupts, perfcsv
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
 from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS, ConfigError
 from .hostinfo import CPU_HOST, HostInfo, detect_host
 from .interrupts import Interrupted
 from .reporting import Reporter
-from .run import RunOptions, RunOutcome, failed_build_rows, not_started_rows, run_entries
+from .run import RunOptions, RunOutcome, failed_build_rows, not_started_rows
+
+
+def target_of(ctx: Mapping[str, Any]) -> str:
+    """local, slurm or kubernetes: where the run context sends the models."""
+    return deployment.target_name(ctx)
 
 
 def host_facts(ctx: Mapping[str, Any]) -> HostInfo:
@@ -27,7 +32,7 @@ class WorkflowResult:
     run: Optional[RunOutcome] = None
     host: Optional[HostInfo] = None
     summary: Dict[str, Any] = field(default_factory=dict)
-    slurm: Optional[Any] = None  # slurm.SlurmOutcome for the SLURM target
+    deployment: Optional[deployment.DeployOutcome] = None  # what the target reported (jobs, results directory)
 
     @property
     def interrupted(self) -> Optional[Interrupted]:
@@ -69,76 +74,131 @@ def do_build(root: str, options: BuildOptions, reporter: Optional[Reporter] = No
     return WorkflowResult(build=outcome, summary=build_summary(outcome))
 
 
-def do_run_manifest(
-    root: str, manifest_file: str, options: RunOptions, reporter: Optional[Reporter] = None
+def execute(
+    root: str,
+    options: RunOptions,
+    manifest_file: Optional[str] = None,
+    build_options: Optional[BuildOptions] = None,
+    reporter: Optional[Reporter] = None,
+    submit: bool = True,
+    check_mode: bool = False,
 ) -> WorkflowResult:
-    data = manifest_io.load_manifest(os.path.join(root, manifest_file))
-    if not data["built_images"]:
-        raise ConfigError(
-            f"--manifest-file {manifest_file}: lists no images, nothing to run",
-            hint="build the models first (madengine build --tags ...)",
+    """Build (when given build options) and run every model where the context says (local Docker, SLURM,
+    Kubernetes), through the one deployment lifecycle. Every model attempted ends as rows in perf.csv."""
+    reporter = reporter or Reporter()
+    target_class = deployment.target_class(deployment.target_name(options.context))
+    run = RunOutcome()
+    result = WorkflowResult(run=run)
+    if build_options is not None:
+        manifest_path = os.path.join(root, build_options.manifest_output)
+        data = _build_for(root, target_class, build_options, options, result, reporter)
+        if data is None:
+            return result
+    else:
+        manifest_path = os.path.join(root, manifest_file or "build_manifest.json")
+        data = manifest_io.load_manifest(manifest_path)
+    request = deployment.DeployRequest(root, data, manifest_path, options, check_mode, submit, results=run)
+    target = target_class(request, reporter)
+    target.built_here = build_options is not None
+    outcome = deployment.deploy(target)
+    result.deployment = outcome
+    result.host = getattr(target, "host", None)
+    if not outcome.writes_rows:
+        for row in outcome.rows:
+            run.record([row], row["model"], row.get("docker_image", ""), 0.0)
+            reporter.model_done(row["model"], target_class.name, row["status"], row.get("failure_reason", ""))
+        if outcome.rows and options.write_perf and outcome.newly_collected:
+            perfcsv.append_rows(os.path.join(root, options.output), outcome.rows)
+    result.summary = _summary(result, target_class.name)
+    return result
+
+
+def _target(root: str, options: RunOptions, manifest_file: str) -> deployment.Target:
+    manifest_path = os.path.join(root, manifest_file)
+    request = deployment.DeployRequest(root, manifest_io.load_manifest(manifest_path), manifest_path, options)
+    return deployment.target_class(deployment.target_name(options.context))(request, Reporter())
+
+
+def deployment_jobs(root: str, options: RunOptions, manifest_file: str) -> Dict[str, str]:
+    """The jobs earlier calls recorded for options.run_id (name -> state), for a module's diff."""
+    return _target(root, options, manifest_file).known_jobs()
+
+
+def stop_deployment(
+    root: str, options: RunOptions, manifest_file: str, check_mode: bool = False
+) -> deployment.DeployOutcome:
+    """Cancel or delete every job of options.run_id on the context's target; `cancelled` names them."""
+    target = _target(root, options, manifest_file)
+    target.outcome.cancelled = target.stop(check_mode)
+    return target.outcome
+
+
+def _build_for(
+    root: str,
+    target_class: Type[deployment.Target],
+    build_options: BuildOptions,
+    options: RunOptions,
+    result: WorkflowResult,
+    reporter: Reporter,
+) -> Optional[Mapping[str, Any]]:
+    """Build; write the rows of the models that failed to build (and, after a signal, of those never started).
+    The manifest to run, or None when a signal ended the build."""
+    host = CPU_HOST
+    if target_class.builds_for_this_host:
+        host = host_facts(options.context)
+        build_options.default_vendor = host.gpu_vendor
+        build_args = dict(build_options.context.get("docker_build_arg") or {})
+        if host.gpu_vendor == "AMD" and host.gpu_architecture and "MAD_SYSTEM_GPU_ARCHITECTURE" not in build_args:
+            build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = host.gpu_architecture
+            build_options.context = {**build_options.context, "docker_build_arg": build_args}
+        result.host = host
+    else:
+        build_options.default_vendor = str(
+            build_options.context.get("gpu_vendor") or host_facts(build_options.context).gpu_vendor
         )
-    host = host_facts(options.context)
     with interrupts.guarded():
-        outcome = run_entries(root, data, host, options, reporter)
-    return WorkflowResult(run=outcome, host=host, summary=run_summary(outcome))
-
-
-def do_build_and_run(
-    root: str, build_options: BuildOptions, options: RunOptions, reporter: Optional[Reporter] = None
-) -> WorkflowResult:
-    host = host_facts(options.context)
-    build_options.default_vendor = host.gpu_vendor
-    build_args = dict(build_options.context.get("docker_build_arg") or {})
-    if host.gpu_vendor == "AMD" and host.gpu_architecture and "MAD_SYSTEM_GPU_ARCHITECTURE" not in build_args:
-        build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = host.gpu_architecture
-        build_options.context = {**build_options.context, "docker_build_arg": build_args}
-    with interrupts.guarded():
-        return _build_and_run(root, host, build_options, options, reporter)
-
-
-def _build_and_run(
-    root: str, host: HostInfo, build_options: BuildOptions, options: RunOptions, reporter: Optional[Reporter]
-) -> WorkflowResult:
-    built = build_models(root, build_options, reporter)
-    outcome = RunOutcome(interrupted=built.interrupted or interrupts.take())
+        built = build_models(root, build_options, reporter)
+        interrupted = built.interrupted or interrupts.take()
+    result.build = built
+    run = cast(RunOutcome, result.run)
     rows = failed_build_rows(built.failures, built.models, host, options.context, options.run_id)
-    if outcome.interrupted is not None:
+    if interrupted is not None:
+        run.interrupted = interrupted
         rows += not_started_rows(built.manifest, built.not_started, host, options.context, options.run_id)
+    if not target_class.builds_for_this_host:
+        for row in rows:
+            row["deployment_type"] = target_class.name
     if rows:
         if options.write_perf:
             perfcsv.write_entry_files(root, rows)
             perfcsv.append_rows(os.path.join(root, options.output), rows)
         for row in rows:
-            outcome.record([row], row["model"], "", 0.0)
-    if outcome.interrupted is None:
-        run_entries(root, built.manifest, host, options, reporter, outcome)
-        write_combined_logs(root, built.manifest)
-    result = WorkflowResult(build=built, run=outcome, host=host)
-    result.summary = {
-        "build_phase": build_summary(built),
-        "run_phase": run_summary(outcome),
-        "overall_success": result.exit_code == EXIT_SUCCESS,
-    }
-    return result
+            run.record([row], row["model"], "", 0.0)
+    if interrupted is not None:
+        result.summary = _summary(result, target_class.name)
+        return None
+    return built.manifest
 
 
-def write_combined_logs(root: str, data: Mapping[str, Any]) -> None:
-    """<base>.live.log = build log + a banner + run log, for tools that read the original's combined log."""
-    banner = "\n" + "=" * 80 + "\nRUN PHASE LOG\n" + "=" * 80 + "\n\n"
-    for record in (data.get("built_images") or {}).values():
-        build_log = str(record.get("log_file") or "")
-        if not build_log.endswith(".build.live.log"):
-            continue
-        base = build_log[: -len(".build.live.log")]
-        build_path, run_path = os.path.join(root, build_log), os.path.join(root, base + ".run.live.log")
-        if os.path.isfile(build_path) and os.path.isfile(run_path):
-            with atomic.replacing(os.path.join(root, base + ".live.log")) as out:
-                for index, path in enumerate((build_path, run_path)):
-                    with open(path, encoding="utf-8", errors="replace") as part:
-                        out.write(part.read())
-                    if index == 0:
-                        out.write(banner)
+def _summary(result: WorkflowResult, target: str) -> Dict[str, Any]:
+    run = cast(RunOutcome, result.run)
+    if result.build is None and target == deployment.LOCAL:
+        return run_summary(run)
+    summary: Dict[str, Any] = {"run_phase": run_summary(run)}
+    if result.build is not None:
+        summary = {"build_phase": build_summary(result.build), **summary}
+    if target == deployment.LOCAL:
+        summary["overall_success"] = result.exit_code == EXIT_SUCCESS
+    else:
+        outcome = result.deployment or deployment.DeployOutcome(target)
+        summary[target] = {
+            "results_dir": outcome.results_dir,
+            "jobs": outcome.jobs(),
+            "submitted": outcome.submitted,
+            "cancelled": outcome.cancelled,
+            **outcome.details,
+        }
+    return summary
 
 
 def check_output_path(path: str, option: str) -> None:
@@ -160,76 +220,10 @@ def session_rows(result: WorkflowResult) -> List[Dict[str, Any]]:
     return list(result.run.rows) if result.run else []
 
 
-def is_slurm_target(ctx: Mapping[str, Any]) -> bool:
-    return "slurm" in ctx or str(ctx.get("deploy") or "").strip().lower() == "slurm"
-
-
-def do_run_slurm(
-    root: str,
-    options: RunOptions,
-    manifest_file: Optional[str] = None,
-    build_options: Optional[BuildOptions] = None,
-    reporter: Optional[Reporter] = None,
-    submit: bool = True,
-    check_mode: bool = False,
-) -> WorkflowResult:
-    """Build here (unless given a manifest), then run every model as a SLURM job and collect its rows."""
-    from . import slurm
-    from .slurm_config import parse_settings
-
-    reporter = reporter or Reporter()
-    settings = parse_settings(options.context.get("slurm"))
-    run_outcome = RunOutcome()
-    result = WorkflowResult(run=run_outcome)
-    if build_options is not None:
-        built = cast(BuildOutcome, do_build(root, build_options, reporter).build)
-        result.build = built
-        manifest_path = os.path.join(root, build_options.manifest_output)
-        data = built.manifest
-    else:
-        manifest_path = os.path.join(root, manifest_file or "build_manifest.json")
-        data = manifest_io.load_manifest(manifest_path)
-    request = slurm.SlurmRequest(
-        settings=settings,
-        context=options.context,
-        package_root=os.path.abspath(root),
-        manifest_path=manifest_path,
-        run_id=options.run_id,
-        timeout=options.timeout,
-        submit=submit,
-        check_mode=check_mode,
-    )
-    outcome = slurm.run_on_slurm(data, request, reporter)
-    rows = list(outcome.rows)
-    if result.build is not None:
-        rows = (
-            failed_build_rows(result.build.failures, result.build.models, CPU_HOST, options.context, options.run_id)
-            + rows
-        )
-        for row in rows[: len(result.build.failures)]:
-            row["deployment_type"] = "slurm"
-    if rows and options.write_perf and (outcome.newly_collected or not outcome.rows):
-        perfcsv.append_rows(os.path.join(root, options.output), rows)
-    for row in rows:
-        run_outcome.record([row], row["model"], row.get("docker_image", ""), 0.0)
-        reporter.model_done(row["model"], "slurm", row["status"], row.get("failure_reason", ""))
-    result.summary = {
-        "run_phase": run_summary(run_outcome),
-        "slurm": {
-            "results_dir": outcome.results_dir,
-            "jobs": outcome.jobs(),
-            "submitted": outcome.submitted,
-            "cancelled": outcome.cancelled,
-            "in_allocation": outcome.in_allocation,
-        },
-    }
-    result.slurm = outcome
-    return result
-
-
 def context_with_manifest(ctx: Mapping[str, Any], root: str, manifest_file: str) -> Dict[str, Any]:
-    """The run context of a manifest run: the manifest's deployment_config supplies `slurm` and `distributed`
-    when the command line does not (a manifest built with a SLURM config runs on SLURM, as with the original)."""
+    """The run context of a manifest run: the manifest's deployment_config supplies the target's section
+    (`slurm`, `k8s`/`kubernetes`) and `distributed` when the command line names no target (a manifest built with a
+    SLURM or Kubernetes config runs there, as with the original)."""
     from .context import validate_context
 
     path = os.path.join(root, manifest_file)
@@ -237,11 +231,18 @@ def context_with_manifest(ctx: Mapping[str, Any], root: str, manifest_file: str)
         return dict(ctx)  # the run reports the missing manifest
     config = manifest_io.load_manifest(path).get("deployment_config") or {}
     merged = dict(ctx)
-    for key in ("slurm", "distributed"):
-        if isinstance(config.get(key), dict) and key not in merged:
-            merged[key] = config[key]
-    if str(config.get("target") or "").lower() == "slurm":
-        merged.setdefault("slurm", {})
+    targets = ("slurm", "k8s", "kubernetes")
+    if not any(key in merged for key in targets) and not merged.get("deploy"):
+        for key in targets:
+            if isinstance(config.get(key), dict):
+                merged[key] = config[key]
+                break
+        else:
+            target = str(config.get("target") or "").lower()
+            if target in ("slurm", "k8s", "kubernetes"):
+                merged.setdefault("k8s" if target == "kubernetes" else target, {})
+    if isinstance(config.get("distributed"), dict) and "distributed" not in merged:
+        merged["distributed"] = config["distributed"]
     if merged == dict(ctx):
         return merged
     try:

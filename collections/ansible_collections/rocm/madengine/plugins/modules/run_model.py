@@ -336,7 +336,8 @@ def main():
     root = glue.package_root(module)
     if params["state"] == "absent":
         stop(module, root)
-    ctx = glue.context_of(module)
+    # This module runs the models on this host: a target section in the context belongs to slurm_submit/k8s_job.
+    ctx = {k: v for k, v in glue.context_of(module).items() if k not in ("slurm", "k8s", "kubernetes", "deploy")}
     credentials = {}
     if params["registry"] and params["registry_username"]:
         credentials[params["registry"]] = {
@@ -360,10 +361,11 @@ def main():
     result = glue.call_core(
         module,
         "",
-        workflow.do_run_manifest,
+        workflow.execute,
         root,
-        params["manifest_file"],
         options,
+        params["manifest_file"],
+        None,
         glue.ModuleReporter(module),
     )
     rows = workflow.session_rows(result)

@@ -390,7 +390,7 @@ def main():
     result = glue.call_core(
         module,
         "",
-        workflow.do_run_slurm,
+        workflow.execute,
         root,
         options,
         params["manifest_file"],
@@ -398,7 +398,7 @@ def main():
         glue.ModuleReporter(module),
         check_mode=module.check_mode,
     )
-    slurm = result.slurm
+    slurm = result.deployment
     outcome = {
         "changed": slurm.changed,
         "run_id": options.run_id,
