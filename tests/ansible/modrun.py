@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO_ROOT / "collections"
 COLLECTION_DIR = COLLECTIONS / "ansible_collections" / "rocm" / "madengine"
 FQCN = "rocm.madengine"
-MODULES = ("discover_models", "docker_build_model", "run_model", "parse_perf", "slurm_submit")
+MODULES = ("discover_models", "docker_build_model", "run_model", "parse_perf", "slurm_submit", "k8s_job")
 
 
 def venv_bin() -> Path:

@@ -263,13 +263,9 @@ def run(
         target = workflow.target_of(ctx)
         if inventory:
             command = "run-only" if manifest_file else "run"
-            if target == "slurm":
-                command = "slurm-run-only" if manifest_file else "slurm"
-            elif target != "local":
-                raise ConfigError(
-                    f"--inventory: the {target} target is reached from this machine, not from inventory hosts",
-                    hint="drop --inventory (or run playbooks/k8s.yml on a controller with a kubeconfig)",
-                )
+            if target != "local":
+                prefix = "slurm" if target == "slurm" else "k8s"
+                command = f"{prefix}-run-only" if manifest_file else prefix
             code = _fleet(
                 command,
                 inventory,

@@ -24,9 +24,11 @@ PLAYBOOKS = {
     "run-only": "rocm.madengine.run",
     "slurm": "rocm.madengine.slurm",
     "slurm-run-only": "rocm.madengine.slurm",
+    "k8s": "rocm.madengine.k8s",
+    "k8s-run-only": "rocm.madengine.k8s",
 }
 # Commands that run only some phases of their playbook.
-PHASES = {"slurm-run-only": ["distribute", "run", "report"]}
+PHASES = {"slurm-run-only": ["distribute", "run", "report"], "k8s-run-only": ["distribute", "run", "report"]}
 # The inventory groups each command's plays run on, and what their hosts do there.
 GROUPS = {
     "run": ("madengine_build", "madengine_gpu"),
@@ -34,12 +36,15 @@ GROUPS = {
     "run-only": ("madengine_gpu",),
     "slurm": ("madengine_build", "madengine_slurm_login"),
     "slurm-run-only": ("madengine_slurm_login",),
+    "k8s": ("madengine_build", "madengine_k8s"),
+    "k8s-run-only": ("madengine_k8s",),
 }
 # group -> (what its hosts do, an example inventory of this repository)
 GROUP_ROLES = {
     "madengine_build": ("build the images", "inventories/fleet-example/hosts.yml"),
     "madengine_gpu": ("run the models", "inventories/fleet-example/hosts.yml"),
     "madengine_slurm_login": ("submit the SLURM jobs", "inventories/slurm-example/hosts.yml"),
+    "madengine_k8s": ("run the Kubernetes Jobs (a kubeconfig)", "inventories/k8s-local/hosts.yml"),
 }
 
 

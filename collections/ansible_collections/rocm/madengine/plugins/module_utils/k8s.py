@@ -360,10 +360,9 @@ class K8sTarget(Target):
                 model.pending_since = model.pending_since or time.monotonic()
             else:
                 model.pending_since = None
-        if model.done:
+        end = model.end
+        if end is not None:
             del waiting[model.name]
-            end = model.end
-            assert end is not None
             self.reporter.model_done(
                 model.rendered.entry.model_name, "k8s", "SUCCESS" if not end.reason else "FAILURE", end.reason
             )
@@ -389,7 +388,7 @@ class K8sTarget(Target):
                 continue
             problems = [p for p in (pod_problem(p) for p in model.pods.values()) if p is not None]
             if problems:
-                reason, message, _ = problems[0]
+                reason, message = problems[0][:2]
                 model.end = PodEnd(reason, f"{message} (still after k8s.pending_timeout {limit} s)")
                 waiting.pop(model.name, None)
 
@@ -409,7 +408,7 @@ class K8sTarget(Target):
             model.end = PodEnd(reason, "deleted by madengine" + (" (interrupted)" if reason == INTERRUPTED else ""))
         deadline = time.monotonic() + 60
         while running and time.monotonic() < deadline:
-            pods, _ = self.cluster.pods(self.selector)
+            pods = self.cluster.pods(self.selector)[0]
             names = {m.name for m in running}
             if not [p for p in pods if (p.metadata.labels or {}).get("job-name") in names]:
                 break
@@ -429,8 +428,7 @@ class K8sTarget(Target):
             self.outcome.newly_collected = False
             return
         if self.cluster is not None:
-            pods, _ = self.cluster.pods(self.selector)
-            for pod in pods:
+            for pod in self.cluster.pods(self.selector)[0]:
                 for model in self.models:
                     if (pod.metadata.labels or {}).get("job-name") == model.name:
                         model.pods[pod.metadata.name] = pod

@@ -43,7 +43,7 @@ class Cluster:
 
     def __init__(self, kubeconfig: str, context: str, namespace: str, client: Any = None) -> None:
         if client is None:
-            import kubernetes as client  # noqa: PLC0415 - heavy; only the Kubernetes target needs it
+            import kubernetes as client  # heavy: imported only for the Kubernetes target
         self.k8s = client
         self.namespace = namespace
         self.where = self._connect(kubeconfig, context)
@@ -67,7 +67,7 @@ class Cluster:
             return f"{loaded.host} (in-cluster)"
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the config loaders raise many types
+        except Exception as exc:
             raise ConfigError(
                 f"k8s: cannot load the cluster configuration ({path}): {api_message(exc)}",
                 hint="set k8s.kubeconfig (and k8s.context) to a working kubeconfig",
@@ -78,7 +78,7 @@ class Cluster:
     def check_reachable(self) -> str:
         try:
             info = self.k8s.client.VersionApi(self.api).get_code(_request_timeout=15)
-        except Exception as exc:  # noqa: BLE001 - urllib3 and API errors alike
+        except Exception as exc:
             raise ConfigError(
                 f"k8s: the cluster at {self.where} is unreachable: {api_message(exc)}",
                 hint="check k8s.kubeconfig, the network and the API server",
@@ -88,7 +88,7 @@ class Cluster:
     def check_namespace(self) -> None:
         try:
             self.core.read_namespace(self.namespace, _request_timeout=15)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _status(exc) == 404:
                 raise ConfigError(
                     f"k8s.namespace '{self.namespace}' does not exist on {self.where}",
@@ -112,7 +112,7 @@ class Cluster:
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise K8sError(f"k8s: {what} failed: {api_message(exc)}", status=_status(exc)) from None
 
     def create(self, obj: Mapping[str, Any], dry_run: bool = False) -> Dict[str, Any]:
@@ -155,7 +155,7 @@ class Cluster:
     def job(self, name: str) -> Optional[Any]:
         try:
             return self.batch.read_namespaced_job(name, self.namespace, _request_timeout=30)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _status(exc) == 404:
                 return None
             raise K8sError(f"k8s: read job {name} failed: {api_message(exc)}") from None
@@ -181,7 +181,7 @@ class Cluster:
                 _request_timeout=int(seconds) + 15,
             ):
                 yield str(event["type"]), event["object"]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _status(exc) == 410:  # resource version too old: the caller lists again
                 return
             raise K8sError(f"k8s: watching pods failed: {api_message(exc)}") from None
@@ -191,7 +191,7 @@ class Cluster:
     def log(self, pod: str, container: str) -> str:
         try:
             text = self.core.read_namespaced_pod_log(pod, self.namespace, container=container, _request_timeout=120)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _status(exc) in (400, 404):  # never started, or already gone
                 return ""
             raise K8sError(f"k8s: reading the log of pod {pod} failed: {api_message(exc)}") from None
@@ -201,7 +201,7 @@ class Cluster:
         """Delete a Job and (in the background) its pods and the objects it owns; False when it was gone."""
         try:
             self.batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background", _request_timeout=60)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _status(exc) == 404:
                 return False
             raise K8sError(f"k8s: delete job {name} failed: {api_message(exc)}") from None
@@ -215,6 +215,6 @@ class Cluster:
         }[kind]
         try:
             method(name, self.namespace, _request_timeout=60)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _status(exc) != 404:
                 raise K8sError(f"k8s: delete {kind} {name} failed: {api_message(exc)}") from None

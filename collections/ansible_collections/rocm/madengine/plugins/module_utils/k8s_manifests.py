@@ -32,8 +32,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import yaml
-
 from . import atomic, containers, launchers
 from .context import secret_env
 from .credentials import model_credential_env, registry_auth, registry_of
@@ -719,17 +717,6 @@ def render_manifest(
 # --- files -----------------------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
 GENERATED_HEADER = """\
 # Rendered by madengine for review or GitOps; `madengine run` applies its own copy.
 # Secret values are placeholders: madengine creates the Secrets at run time from credential.json and
@@ -738,7 +725,18 @@ GENERATED_HEADER = """\
 
 
 def to_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
-    return yaml.dump_all([dict(o) for o in objects], Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    """Multi-document YAML; multi-line strings (the pod wrapper) as literal blocks."""
+    import yaml  # only `generate` writes YAML; modules on targets without PyYAML never get here
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def literal_blocks(dumper: yaml.SafeDumper, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, literal_blocks)
+    return yaml.dump_all([dict(o) for o in objects], Dumper=Dumper, sort_keys=False, default_flow_style=False)
 
 
 def _placeholder(key: str) -> str:

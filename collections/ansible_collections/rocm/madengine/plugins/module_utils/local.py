@@ -37,8 +37,8 @@ class LocalTarget(Target):
         self.host = detect_host(overrides=self.request.context)
 
     def submit(self) -> None:
-        assert self.host is not None
-        run_entries(self.request.root, self.request.manifest, self.host, self.request.options, self.reporter, self.run)
+        host = self.host or detect_host(overrides=self.request.context)
+        run_entries(self.request.root, self.request.manifest, host, self.request.options, self.reporter, self.run)
         self.outcome.interrupted = self.run.interrupted
 
     def wait(self) -> None:
