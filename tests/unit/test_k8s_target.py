@@ -4,6 +4,7 @@ on the kubernetes client's own model objects. The cluster itself is exercised in
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from kubernetes.client import (
@@ -17,7 +18,7 @@ from kubernetes.client import (
     V1PodStatus,
 )
 
-from ansible_collections.rocm.madengine.plugins.module_utils import deployment, k8s
+from ansible_collections.rocm.madengine.plugins.module_utils import deployment, k8s, k8s_manifests
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import ConfigError
 from ansible_collections.rocm.madengine.plugins.module_utils.k8s_manifests import RESULTS_BEGIN, RESULTS_END
 
@@ -134,3 +135,175 @@ def test_the_context_names_the_target(ctx, target):
 def test_two_targets_are_refused(ctx):
     with pytest.raises(ConfigError):
         deployment.target_name(ctx)
+
+
+# ------------------------------------------------------------------------------------------------ the lifecycle
+# A scripted stand-in for k8s_cluster.Cluster (the real one is exercised in tests/integration/test_k8s.py): pods
+# appear and change only through the events each test scripts.
+
+
+class FakeCluster:
+    where = "https://fake:6443"
+
+    def __init__(self, events, logs=None, fail_create=None) -> None:
+        self.events = list(events)  # lists of (kind, pod) given out one watch window at a time
+        self.logs = logs or {}
+        self.fail_create = fail_create
+        self.created, self.deleted, self.jobs_alive = [], [], {}
+
+    def check_reachable(self):
+        return "v1.20.2"
+
+    def check_namespace(self):
+        pass
+
+    def nodes_with(self, resource):
+        return []
+
+    def create(self, obj, dry_run=False):
+        if self.fail_create and obj["kind"] == self.fail_create:
+            raise k8s.K8sError("k8s: create failed: admission webhook said no")
+        self.created.append((obj["kind"], obj["metadata"]["name"], dry_run))
+        if obj["kind"] == "Job" and not dry_run:
+            self.jobs_alive[obj["metadata"]["name"]] = True
+        return {"metadata": {"name": obj["metadata"]["name"], "uid": "uid-" + obj["metadata"]["name"]}}
+
+    def set_owner(self, obj, job):
+        pass
+
+    def jobs(self, selector):
+        return {}
+
+    def job(self, name):
+        if name not in self.jobs_alive:
+            return None
+        return type("Job", (), {"status": type("S", (), {"conditions": []})()})()
+
+    def pods(self, selector):
+        return [], "1"
+
+    def watch_pods(self, selector, version, seconds):
+        if not self.events:
+            return
+        batch = self.events.pop(0)
+        if isinstance(batch, BaseException):
+            raise batch
+        yield from batch
+
+    def log(self, pod, container):
+        return self.logs.get(pod, "")
+
+    def delete_job(self, name):
+        self.deleted.append(name)
+        return self.jobs_alive.pop(name, None) is not None
+
+    def delete(self, kind, name):
+        self.deleted.append(f"{kind}/{name}")
+
+
+def job_pod(job, phase, terminated=None, name="pod-0"):
+    p = pod(phase=phase, terminated=terminated)
+    p.metadata = V1ObjectMeta(name=name, labels={"job-name": job}, resource_version="5")
+    return p
+
+
+@pytest.fixture
+def lifecycle(tmp_path):
+    """A package with one CPU model built into a registry, and a factory of K8sTargets around a FakeCluster."""
+    from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions
+
+    (tmp_path / "scripts" / "dummy").mkdir(parents=True)
+    (tmp_path / "scripts" / "dummy" / "run.sh").write_text("echo performance: 1 x\n")
+    key = "ci-dummy_dummy.ubuntu.cpu"
+    data = {
+        "built_images": {key: {"docker_image": key, "registry_image": f"reg:5000/{key}"}},
+        "built_models": {key: {"name": "dummy", "scripts": "scripts/dummy/run.sh", "n_gpus": "1"}},
+        "context": {"gpu_vendor": "CPU"},
+    }
+    (tmp_path / "build_manifest.json").write_text(json.dumps(data))
+
+    def make(cluster, run_id="r1", **settings):
+        ctx = {"gpu_vendor": "CPU", "k8s": settings}
+        request = deployment.DeployRequest(
+            str(tmp_path), data, str(tmp_path / "build_manifest.json"), RunOptions(context=ctx, run_id=run_id)
+        )
+        return k8s.K8sTarget(request, Recorder(), cluster_factory=lambda *_args: cluster)
+
+    return make
+
+
+class Recorder:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(message)
+
+    warn = live = info
+
+    def model_done(self, *parts):
+        self.lines.append(" ".join(parts))
+
+
+def test_a_model_runs_succeeds_and_is_collected_once(lifecycle, tmp_path):
+    job = k8s_manifests.job_name("dummy", "r1")
+    cluster = FakeCluster(
+        [[("ADDED", job_pod(job, "Running"))], [("MODIFIED", job_pod(job, "Succeeded", (0, "Completed")))]],
+        logs={"pod-0": "hello\nperformance: 42 samples_per_second\n"},
+    )
+    outcome = deployment.deploy(lifecycle(cluster))
+    (row,) = outcome.rows
+    assert (row["status"], row["performance"], row["metric"]) == ("SUCCESS", "42", "samples_per_second")
+    assert (row["deployment_type"], row["exit_code"], row["test_duration"]) == ("kubernetes", "0", "7.000")
+    assert [kind for kind, _name, dry in cluster.created if not dry] == ["ConfigMap", "Job"]
+    assert cluster.deleted == [job]  # on_success cleanup
+    results = tmp_path / "k8s_results" / "r1"
+    assert "performance: 42" in (results / job / "pod-0.log").read_text()
+    assert outcome.newly_collected and outcome.changed
+    # The same run id again: nothing created, the rows come from the results directory, not appended again.
+    again_cluster = FakeCluster([])
+    again = deployment.deploy(lifecycle(again_cluster))
+    assert [r["performance"] for r in again.rows] == ["42"] and not again.newly_collected
+    assert again_cluster.created == [] and not again.changed
+
+
+def test_interrupted_while_waiting_deletes_the_job_and_writes_an_interrupted_row(lifecycle):
+    job = k8s_manifests.job_name("dummy", "r1")
+    cluster = FakeCluster([[("ADDED", job_pod(job, "Running"))], KeyboardInterrupt()], logs={"pod-0": "step 1\n"})
+    outcome = deployment.deploy(lifecycle(cluster))
+    (row,) = outcome.rows
+    assert (row["status"], row["failure_reason"]) == ("FAILURE", "INTERRUPTED")
+    assert outcome.interrupted is not None and outcome.interrupted.name == "SIGINT"
+    assert job in cluster.deleted and outcome.cancelled == [job]
+
+
+def test_a_refused_object_is_a_submit_failed_row(lifecycle):
+    cluster = FakeCluster([], fail_create="Job")
+    outcome = deployment.deploy(lifecycle(cluster))
+    (row,) = outcome.rows
+    assert (row["status"], row["failure_reason"]) == ("FAILURE", "SUBMIT_FAILED")
+    assert any(name.startswith("ConfigMap/") for name in cluster.deleted)  # nothing half-made is left
+
+
+def test_without_waiting_the_jobs_are_created_and_nothing_is_collected(lifecycle, tmp_path):
+    cluster = FakeCluster([])
+    outcome = deployment.deploy(lifecycle(cluster, wait=False))
+    assert not outcome.collected and outcome.rows == [] and outcome.submitted
+    assert json.loads((tmp_path / "k8s_results" / "r1" / "jobs.json").read_text())["jobs"]
+
+
+def test_check_mode_dry_runs_every_object_and_stores_nothing(lifecycle, tmp_path):
+    cluster = FakeCluster([])
+    target = lifecycle(cluster)
+    target.request.check_mode = True
+    outcome = deployment.deploy(target)
+    assert cluster.created and all(dry for _kind, _name, dry in cluster.created)
+    assert outcome.changed and not (tmp_path / "k8s_results" / "r1" / "jobs.json").exists()
+
+
+def test_a_gpu_model_needs_a_node_with_the_resource(lifecycle):
+    target = lifecycle(FakeCluster([]))
+    target.settings.gpu_vendor, target.settings.gpu_resource_name = "AMD", "amd.com/gpu"
+    with pytest.raises(ConfigError) as info:
+        deployment.deploy(target)
+    assert "advertises 'amd.com/gpu'" in info.value.msg and "device plugin" in info.value.hint

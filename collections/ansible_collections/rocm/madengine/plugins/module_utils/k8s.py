@@ -341,47 +341,57 @@ class K8sTarget(Target):
         if model is None:
             return
         name = pod.metadata.name
-        if kind == "DELETED":
-            model.pods.pop(name, None)
-            self._check_jobs({model.name: model})
-        else:
+        model.pods.pop(name, None)
+        if kind == "DELETED" or pod.metadata.deletion_timestamp:
+            # Someone deletes the pod: whether its Job is gone says more than the killed container's exit code.
+            model.end = model.end or self._job_end(model)
+        if kind != "DELETED":
             model.pods[name] = pod
-        ended = [pod_end(p) for p in model.pods.values()]
+        model.end = model.end or self._pods_end(model)
+        self._settle(waiting, model)
+
+    def _pods_end(self, model: ModelJob) -> Optional[PodEnd]:
+        """The model's end as its pods tell it: the first failure, or all pods succeeded, or a pod that can
+        never start; None while it runs (an unschedulable or pull-failing pod starts its pending clock)."""
+        ended = [pod_end(model.pods[name]) for name in sorted(model.pods)]
         failed = [e for e in ended if e is not None and e.reason]
         if failed:
-            model.end = failed[0]
-        elif len(model.pods) >= model.rendered.nnodes and all(e is not None for e in ended):
-            model.end = PodEnd("", duration=max(e.duration for e in ended if e is not None))
-        else:
-            problems = [p for p in (pod_problem(p) for p in model.pods.values()) if p is not None]
-            if problems and problems[0][2]:
-                model.end = PodEnd(problems[0][0], problems[0][1])
-            elif problems:
-                model.pending_since = model.pending_since or time.monotonic()
-            else:
-                model.pending_since = None
-        end = model.end
-        if end is not None:
-            del waiting[model.name]
-            self.reporter.model_done(
-                model.rendered.entry.model_name, "k8s", "SUCCESS" if not end.reason else "FAILURE", end.reason
+            return failed[0]
+        if ended and len(ended) >= model.rendered.nnodes and all(e is not None for e in ended):
+            first = ended[0]
+            return PodEnd(
+                "", exit_code=first.exit_code if first else None, duration=max(e.duration for e in ended if e)
             )
+        problems = [p for p in (pod_problem(p) for p in model.pods.values()) if p is not None]
+        if problems and problems[0][2]:
+            return PodEnd(problems[0][0], problems[0][1])
+        model.pending_since = (model.pending_since or time.monotonic()) if problems else None
+        return None
+
+    def _job_end(self, model: ModelJob) -> Optional[PodEnd]:
+        """The end the Job itself tells: deleted from outside, or failed by the Job controller with no pod left."""
+        job = self.cluster.job(model.name)
+        if job is None:
+            return PodEnd(K8S_DELETED, f"job {model.name} was deleted from outside madengine")
+        for condition in job.status.conditions or []:
+            if condition.type == "Failed" and condition.status == "True" and not model.pods:
+                reason = TIMEOUT if condition.reason == "DeadlineExceeded" else CONTAINER_ERROR
+                return PodEnd(reason, f"job failed: {condition.reason}: {condition.message or ''}")
+        return None
+
+    def _settle(self, waiting: Dict[str, ModelJob], model: ModelJob) -> None:
+        end = model.end
+        if end is not None and waiting.pop(model.name, None) is not None:
+            status = "SUCCESS" if not end.reason else "FAILURE"
+            self.reporter.model_done(model.rendered.entry.model_name, "k8s", status, end.reason)
 
     def _check_jobs(self, waiting: Dict[str, ModelJob]) -> None:
-        """Jobs deleted from outside, or failed by the Job controller (deadline, backoff limit)."""
         for model in list(waiting.values()):
-            job = self.cluster.job(model.name)
-            if job is None:
-                model.end = PodEnd(K8S_DELETED, f"job {model.name} was deleted from outside madengine")
-            else:
-                for condition in job.status.conditions or []:
-                    if condition.type == "Failed" and condition.status == "True" and not model.pods:
-                        reason = TIMEOUT if condition.reason == "DeadlineExceeded" else CONTAINER_ERROR
-                        model.end = PodEnd(reason, f"job failed: {condition.reason}: {condition.message or ''}")
-            if model.done:
-                waiting.pop(model.name, None)
+            model.end = model.end or self._job_end(model)
+            self._settle(waiting, model)
 
     def _check_pending(self, waiting: Dict[str, ModelJob]) -> None:
+        """A pod unschedulable or failing to pull for longer than k8s.pending_timeout ends its model."""
         limit = self.settings.pending_timeout
         for model in list(waiting.values()):
             if model.pending_since is None or time.monotonic() - model.pending_since < limit:
@@ -390,7 +400,7 @@ class K8sTarget(Target):
             if problems:
                 reason, message = problems[0][:2]
                 model.end = PodEnd(reason, f"{message} (still after k8s.pending_timeout {limit} s)")
-                waiting.pop(model.name, None)
+                self._settle(waiting, model)
 
     # ------------------------------------------------------------------ cancel, collect, rows
 
