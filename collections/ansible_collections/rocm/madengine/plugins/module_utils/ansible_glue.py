@@ -144,3 +144,34 @@ def exit_with_rows(module, checked, fail_on_error, see="", **result):
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         module.fail_json(msg=f"{len(failed)} of {len(checked)} row(s) failed: {shown}{more}{see}", **result)
     module.exit_json(**result)
+
+
+def deployment_options(module, ctx):
+    """RunOptions of a deployment module (slurm_submit, k8s_job) from its timeout, output and run_id options."""
+    from .run import RunOptions, check_run_id, new_run_id
+
+    params = module.params
+    if params["timeout"] < -1:
+        module.fail_json(msg=f"timeout: {params['timeout']} is not allowed; use -1, 0 or seconds", option="timeout")
+    if params["run_id"] is not None:
+        call_core(module, "run_id", check_run_id, params["run_id"], "run_id:")
+    return RunOptions(
+        context=ctx,
+        timeout=None if params["timeout"] == -1 else params["timeout"],
+        output=params["output"],
+        run_id=params["run_id"] or new_run_id(),
+    )
+
+
+def deployment_result(deployed, options, root):
+    """The result keys every deployment module returns."""
+    return {
+        "changed": deployed.changed,
+        "run_id": options.run_id,
+        "results_dir": deployed.results_dir,
+        "jobs": deployed.jobs(),
+        "rows": deployed.rows,
+        "submitted": deployed.submitted,
+        "cancelled": deployed.cancelled,
+        "perf_csv": under(root, options.output),
+    }

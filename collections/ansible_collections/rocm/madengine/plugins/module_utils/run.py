@@ -39,6 +39,10 @@ INTERRUPTED, NOT_STARTED, ENGINE_ERROR = "INTERRUPTED", "NOT_STARTED", "ENGINE_E
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*\Z")
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def check_run_id(value: str, name: str = "--run-id") -> str:
     """value, when it is a usable run id; a ConfigError naming the option (`name`) otherwise."""
     if not _RUN_ID.match(value) or len(value) > 128:
@@ -60,7 +64,7 @@ class RunOptions:
     live_output: bool = False
     output: str = "perf.csv"
     disable_skip_gpu_arch: bool = False
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str = field(default_factory=lambda: new_run_id())
     container_suffix: str = ""
     write_perf: bool = True
     extra_credentials: Mapping[str, Any] = field(default_factory=dict)

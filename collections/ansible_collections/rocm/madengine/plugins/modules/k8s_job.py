@@ -243,13 +243,10 @@ perf_csv:
   sample: /srv/MAD/perf.csv
 """
 
-import uuid  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions, check_run_id  # noqa: E402
 
 # Module options that are keys of the `k8s` section (k8s_config checks them all).
 SETTING_OPTIONS = {
@@ -288,21 +285,12 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["timeout"] < -1:
-        module.fail_json(msg=f"timeout: {params['timeout']} is not allowed; use -1, 0 or seconds", option="timeout")
-    if params["run_id"] is not None:
-        glue.call_core(module, "run_id", check_run_id, params["run_id"], "run_id:")
     root = glue.package_root(module)
     ctx = glue.context_of(module)
     section = "kubernetes" if "kubernetes" in ctx else "k8s"
     given = {key: params[option] for option, key in SETTING_OPTIONS.items() if params[option] is not None}
     ctx[section] = {**dict(ctx.get(section) or {}), **given}
-    options = RunOptions(
-        context=ctx,
-        timeout=None if params["timeout"] == -1 else params["timeout"],
-        output=params["output"],
-        run_id=params["run_id"] or uuid.uuid4().hex[:12],
-    )
+    options = glue.deployment_options(module, ctx)
     if params["state"] == "absent":
         result = glue.call_core(
             module, "", workflow.stop_deployment, root, options, params["manifest_file"], module.check_mode
@@ -321,17 +309,8 @@ def main():
         check_mode=module.check_mode,
     )
     deployed = result.deployment
-    jobs = deployed.jobs()
-    outcome = {
-        "changed": deployed.changed,
-        "run_id": options.run_id,
-        "results_dir": deployed.results_dir,
-        "jobs": jobs,
-        "rows": deployed.rows,
-        "submitted": deployed.submitted,
-        "cancelled": deployed.cancelled,
-        "perf_csv": glue.under(root, params["output"]),
-    }
+    outcome = glue.deployment_result(deployed, options, root)
+    jobs = outcome["jobs"]
     if module._diff:
         outcome["diff"] = {
             "before": {"jobs": before},

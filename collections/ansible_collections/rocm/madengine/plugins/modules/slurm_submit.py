@@ -317,14 +317,10 @@ perf_csv:
   sample: /shared/MAD/perf.csv
 """
 
-import os  # noqa: E402
-import uuid  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import workflow  # noqa: E402
-from ansible_collections.rocm.madengine.plugins.module_utils.run import RunOptions, check_run_id  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.slurm_config import parse_settings  # noqa: E402
 
 # Module options that are keys of the `slurm` section (one definition of their checks: slurm_config).
@@ -372,21 +368,12 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["timeout"] < -1:
-        module.fail_json(msg=f"timeout: {params['timeout']} is not allowed; use -1, 0 or seconds", option="timeout")
-    if params["run_id"] is not None:
-        glue.call_core(module, "run_id", check_run_id, params["run_id"], "run_id:")
     root = glue.package_root(module)
     ctx = glue.context_of(module)
     given = {name: params[name] for name in SETTING_OPTIONS if params[name] not in (None, [])}
     glue.call_core(module, "", parse_settings, given, "")
     ctx["slurm"] = {**dict(ctx.get("slurm") or {}), **given}
-    options = RunOptions(
-        context=ctx,
-        timeout=None if params["timeout"] == -1 else params["timeout"],
-        output=params["output"],
-        run_id=params["run_id"] or uuid.uuid4().hex[:12],
-    )
+    options = glue.deployment_options(module, ctx)
     result = glue.call_core(
         module,
         "",
@@ -399,17 +386,8 @@ def main():
         check_mode=module.check_mode,
     )
     slurm = result.deployment
-    outcome = {
-        "changed": slurm.changed,
-        "run_id": options.run_id,
-        "results_dir": slurm.results_dir,
-        "job_ids": sorted({plan.job_id for plan in slurm.plans if plan.job_id}),
-        "jobs": slurm.jobs(),
-        "rows": slurm.rows,
-        "submitted": slurm.submitted,
-        "cancelled": slurm.cancelled,
-        "perf_csv": os.path.join(root, params["output"]),
-    }
+    outcome = glue.deployment_result(slurm, options, root)
+    outcome["job_ids"] = sorted({plan.job_id for plan in slurm.plans if plan.job_id})
     if module.check_mode:
         outcome["test_only"] = slurm.test_only
         refused = [entry for entry in slurm.test_only if entry["ok"] != "true"]
