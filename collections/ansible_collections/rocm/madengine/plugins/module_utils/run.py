@@ -64,7 +64,7 @@ class RunOptions:
     live_output: bool = False
     output: str = "perf.csv"
     disable_skip_gpu_arch: bool = False
-    run_id: str = field(default_factory=lambda: new_run_id())
+    run_id: str = field(default_factory=new_run_id)
     container_suffix: str = ""
     write_perf: bool = True
     extra_credentials: Mapping[str, Any] = field(default_factory=dict)
