@@ -187,3 +187,85 @@ def slurm_cluster(infra: Infra) -> SlurmCluster:
             f"SLURM nodes not ready ({proc.stdout.strip() or proc.stderr.strip()}): {SLURM_HINT}", pytrace=False
         )
     return cluster
+
+
+K8S_HINT = "run `bash scripts/setup-k8s.sh` (as root) first"
+
+
+def k8s_dir() -> Path:
+    return Path(os.environ.get("MADENGINE_K8S_DIR") or "/var/tmp/madengine-k8s")
+
+
+@dataclass(frozen=True)
+class K8sCluster:
+    """The single-node Kubernetes 1.20 cluster of setup-k8s.sh and a namespace private to this test session."""
+
+    kubeconfig: Path
+    namespace: str
+    node: str
+    api_client: object = field(repr=False)
+    env: Dict[str, str] = field(repr=False)
+
+
+def _k8s_node_ready(api_client: object, node_name: str) -> str:
+    """'' when the node is Ready, else a short reason."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        node = client.CoreV1Api(api_client).read_node(node_name, _request_timeout=10)
+    except ApiException as exc:
+        return f"node {node_name}: HTTP {exc.status} {exc.reason}"
+    except Exception as exc:  # noqa: BLE001 - connection refused, TLS errors, ...: all mean "not up"
+        return f"API server not reachable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+    ready = [c for c in (node.status.conditions or []) if c.type == "Ready"]
+    if not ready or ready[0].status != "True":
+        return f"node {node_name} not Ready ({ready[0].reason if ready else 'no Ready condition'})"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster() -> Iterator[K8sCluster]:
+    """The running cluster with a fresh namespace (deleted at the end); fails (one line) when it is not up."""
+    import time
+    import uuid
+
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    env_file = k8s_dir() / "k8s.env"
+    if not env_file.is_file():
+        pytest.fail(f"{env_file} is missing: {K8S_HINT}", pytrace=False)
+    values = read_env_file(env_file)
+    kubeconfig = Path(values.get("MADENGINE_K8S_KUBECONFIG", ""))
+    node = values.get("MADENGINE_K8S_NODE", "localhost")
+    if not kubeconfig.is_file():
+        pytest.fail(f"kubeconfig {kubeconfig} from {env_file} is missing: {K8S_HINT}", pytrace=False)
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    problem = _k8s_node_ready(api_client, node)
+    if problem:
+        api_client.close()
+        pytest.fail(f"Kubernetes cluster not usable ({problem}): {K8S_HINT}", pytrace=False)
+    core = client.CoreV1Api(api_client)
+    namespace = f"madengine-test-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        # Pods need the namespace's `default` service account, which the controller-manager creates.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                core.read_namespaced_service_account("default", namespace)
+                break
+            except ApiException as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield K8sCluster(kubeconfig=kubeconfig, namespace=namespace, node=node, api_client=api_client, env=values)
+    finally:
+        try:
+            core.delete_namespace(namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        finally:
+            api_client.close()
