@@ -129,14 +129,17 @@ mkdir -p "$WORK/out"
     export GOPROXY=off GOPATH="$WORK/gopath" GOCACHE="$WORK/gocache"
     export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_TREE_STATE=clean KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20
     # `go build ./cmd/...` fails on go.mod updates: the Makefile's build works.
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet" GOLDFLAGS="-s -w"
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet" GOLDFLAGS="-s -w" ||
+        exit 1
     for name in "${BINARIES[@]}"; do
-        cp "_output/bin/$name" "$WORK/out/"
+        cp "_output/bin/$name" "$WORK/out/" || exit 1
     done
     build_pause "$WORK/src" "$WORK/out"
 ) >"$WORK/build.log" 2>&1 || {
+    # the scratch directory goes away: keep the log
+    cp "$WORK/build.log" "$CACHE/build-failed.log" 2>/dev/null || true
     tail -n 30 "$WORK/build.log" >&2
-    die "the Kubernetes build failed (log above)"
+    die "the Kubernetes build failed (log above; all of it in $CACHE/build-failed.log)"
 }
 
 # etcd: Debian's own build, unpacked rather than installed (no daemon gets enabled).
@@ -148,7 +151,7 @@ for name in "${ETCD_BINARIES[@]}"; do
     cp "$WORK/etcd/usr/bin/$name" "$WORK/out/"
 done
 
-mkdir -p "$CACHE/$VERSION"
+mkdir -p "${BIN%/*}"
 rm -rf "$BIN.partial" && mv "$WORK/out" "$BIN.partial" && rm -rf "$BIN" && mv "$BIN.partial" "$BIN"
 complete_in "$BIN" || die "the build left $BIN incomplete"
 log "ok: Kubernetes $VERSION binaries built in $(elapsed "$started") s and cached in $BIN"

@@ -455,7 +455,8 @@ ensure_daemons() {
         --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" --authorization-mode=Node,RBAC \
         --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$PKI/sa.pub" \
         --service-account-signing-key-file="$PKI/sa.key" --service-cluster-ip-range=10.0.0.0/24 \
-        --allow-privileged=true --enable-priority-and-fairness=false --kubelet-preferred-address-types=Hostname
+        --allow-privileged=true --enable-priority-and-fairness=false --kubelet-preferred-address-types=Hostname \
+        --endpoint-reconciler-type=none
 
     ensure_daemon kube-controller-manager cm_healthy "$CM_PORT" \
         "$BIN/kube-controller-manager" --kubeconfig="$COMPONENT_KUBECONFIG" \
