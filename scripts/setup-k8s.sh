@@ -170,6 +170,7 @@ ensure_daemon() { # $1 = name, $2 = health check, $3 = port to check free ("" fo
         return
     fi
     [ -z "$port" ] || require_free_port "$port" "$name"
+    [ "$name" != kubelet ] || KUBELET_STARTED_AT=${EPOCHREALTIME%.*}
     start_proc "$name" "$@"
     wait_healthy "$name" "$check"
     log "ok: $name started (pid $(proc_pid "$name"); $(elapsed "$t") s)"
@@ -495,12 +496,17 @@ ensure_daemons() {
 # ----------------------------------------------------------------------------------------------------------------
 # 7. node Ready, default service account
 # ----------------------------------------------------------------------------------------------------------------
+KUBELET_STARTED_AT=0 # epoch second this run started the kubelet: an older Ready (from before a teardown) is stale
 node_ready() {
     api "/api/v1/nodes/$NODE" 2>/dev/null | python3 -c '
-import json, sys
+import datetime, json, sys
 node = json.load(sys.stdin)
 ready = [c for c in node.get("status", {}).get("conditions", []) if c.get("type") == "Ready"]
-sys.exit(0 if ready and ready[0].get("status") == "True" else 1)' 2>/dev/null
+if not ready or ready[0].get("status") != "True":
+    sys.exit(1)
+beat = datetime.datetime.strptime(ready[0]["lastHeartbeatTime"], "%Y-%m-%dT%H:%M:%SZ")
+sys.exit(0 if beat.replace(tzinfo=datetime.timezone.utc).timestamp() >= int(sys.argv[1]) else 1)' \
+        "$KUBELET_STARTED_AT" 2>/dev/null
 }
 default_sa() { api /api/v1/namespaces/default/serviceaccounts/default >/dev/null 2>&1; }
 
