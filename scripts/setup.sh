@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Set up everything madengine's demo and tests need on a fresh Debian 12 machine, idempotently:
 # the Docker engine, local base images, an authenticated registry (scripts/setup-infra.sh),
+# a two-node SLURM cluster (scripts/setup-slurm.sh), a single-node Kubernetes 1.20 cluster on loopback
+# (scripts/setup-k8s.sh: kubeconfig in /var/tmp/madengine-k8s/kubeconfig; the first run on a machine builds the
+# Kubernetes binaries, about 16 minutes, cached in /var/cache/madengine-k8s),
 # and a virtual environment in .venv with madengine installed from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-infra.sh
 bash scripts/setup-slurm.sh
+bash scripts/setup-k8s.sh
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

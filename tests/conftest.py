@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -193,50 +192,95 @@ def slurm_cluster(infra: Infra) -> SlurmCluster:
 K8S_HINT = "run `bash scripts/setup-k8s.sh` (as root) first"
 
 
-@dataclass
-class K8sCluster:
-    """The single-node cluster of setup-k8s.sh, a namespace of this test session in it, and API clients."""
+def k8s_dir() -> Path:
+    return Path(os.environ.get("MADENGINE_K8S_DIR") or "/var/tmp/madengine-k8s")
 
-    kubeconfig: str
+
+@dataclass(frozen=True)
+class K8sCluster:
+    """The single-node Kubernetes 1.20 cluster of setup-k8s.sh and a namespace private to this test session."""
+
+    kubeconfig: Path
     namespace: str
     node: str
-    core: Any
-    batch: Any
+    api_client: object = field(repr=False)
+    env: Dict[str, str] = field(repr=False)
+
+    @property
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client)
+
+    @property
+    def batch(self) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api_client)
 
     def secrets_of_run(self, run_id: str) -> list:
         return self.core.list_namespaced_secret(self.namespace, label_selector=f"madengine/run={run_id}").items
 
 
+def _k8s_node_ready(api_client: object, node_name: str) -> str:
+    """'' when the node is Ready, else a short reason."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        node = client.CoreV1Api(api_client).read_node(node_name, _request_timeout=10)
+    except ApiException as exc:
+        return f"node {node_name}: HTTP {exc.status} {exc.reason}"
+    except Exception as exc:  # noqa: BLE001 - connection refused, TLS errors, ...: all mean "not up"
+        return f"API server not reachable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+    ready = [c for c in (node.status.conditions or []) if c.type == "Ready"]
+    if not ready or ready[0].status != "True":
+        return f"node {node_name} not Ready ({ready[0].reason if ready else 'no Ready condition'})"
+    return ""
+
+
 @pytest.fixture(scope="session")
-def k8s_cluster(infra: Infra) -> Iterator[K8sCluster]:
-    """The running cluster (fails with a one-line hint when it is not up) and a fresh namespace, deleted after."""
+def k8s_cluster() -> Iterator[K8sCluster]:
+    """The running cluster with a fresh namespace (deleted at the end); fails (one line) when it is not up."""
+    import time
     import uuid
 
-    import kubernetes
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
 
-    state = Path(os.environ.get("MADENGINE_K8S_DIR") or "/var/tmp/madengine-k8s")
-    kubeconfig = state / "kubeconfig"
+    env_file = k8s_dir() / "k8s.env"
+    if not env_file.is_file():
+        pytest.fail(f"{env_file} is missing: {K8S_HINT}", pytrace=False)
+    values = read_env_file(env_file)
+    kubeconfig = Path(values.get("MADENGINE_K8S_KUBECONFIG", ""))
+    node = values.get("MADENGINE_K8S_NODE", "localhost")
     if not kubeconfig.is_file():
-        pytest.fail(f"{kubeconfig} is missing: {K8S_HINT}", pytrace=False)
-    api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
-    core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
-    try:
-        nodes = core.list_node(_request_timeout=15).items
-    except Exception as exc:  # the API server is down or refuses us
-        pytest.fail(f"Kubernetes API not usable ({str(exc).splitlines()[0]}): {K8S_HINT}", pytrace=False)
-    ready = [
-        n.metadata.name
-        for n in nodes
-        if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-    ]
-    if not ready:
-        pytest.fail(f"no Kubernetes node is Ready: {K8S_HINT}", pytrace=False)
+        pytest.fail(f"kubeconfig {kubeconfig} from {env_file} is missing: {K8S_HINT}", pytrace=False)
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    problem = _k8s_node_ready(api_client, node)
+    if problem:
+        api_client.close()
+        pytest.fail(f"Kubernetes cluster not usable ({problem}): {K8S_HINT}", pytrace=False)
+    core = client.CoreV1Api(api_client)
     namespace = f"madengine-test-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    deadline = time.monotonic() + 60
-    while not core.list_namespaced_service_account(namespace).items:  # pods need the default service account
-        if time.monotonic() > deadline:
-            pytest.fail(f"namespace {namespace} got no service account: is the controller-manager up?", pytrace=False)
-        time.sleep(0.2)
-    yield K8sCluster(str(kubeconfig), namespace, ready[0], core, batch)
-    core.delete_namespace(namespace)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        # Pods need the namespace's `default` service account, which the controller-manager creates.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                core.read_namespaced_service_account("default", namespace)
+                break
+            except ApiException as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield K8sCluster(kubeconfig=kubeconfig, namespace=namespace, node=node, api_client=api_client, env=values)
+    finally:
+        try:
+            core.delete_namespace(namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        finally:
+            api_client.close()

@@ -49,7 +49,7 @@ def job_args(package: Path, cluster, run_id: str, **extra: Any) -> Dict[str, Any
     return {
         "package_dir": str(package),
         "run_id": run_id,
-        "kubeconfig": cluster.kubeconfig,
+        "kubeconfig": str(cluster.kubeconfig),
         "namespace": cluster.namespace,
         "image_pull_policy": "IfNotPresent",
         "additional_context": {"gpu_vendor": "CPU"},
@@ -117,7 +117,7 @@ def test_the_k8s_playbook_builds_runs_and_aggregates(pushed: Path, k8s_cluster, 
         "madengine_registry": infra.registry,
         "madengine_work_dir": str(tmp_path / "work"),
         "madengine_k8s": {
-            "kubeconfig": k8s_cluster.kubeconfig,
+            "kubeconfig": str(k8s_cluster.kubeconfig),
             "namespace": k8s_cluster.namespace,
             "image_pull_policy": "IfNotPresent",
         },

@@ -71,7 +71,11 @@ def only(package: Path, *models: str, image_override: Dict[str, str] | None = No
 
 
 def k8s_context(cluster, **settings: Any) -> str:
-    section = {"kubeconfig": cluster.kubeconfig, "namespace": cluster.namespace, "image_pull_policy": "IfNotPresent"}
+    section = {
+        "kubeconfig": str(cluster.kubeconfig),
+        "namespace": cluster.namespace,
+        "image_pull_policy": "IfNotPresent",
+    }
     section.update(settings)
     return json.dumps({"gpu_vendor": "CPU", "k8s": section})
 
