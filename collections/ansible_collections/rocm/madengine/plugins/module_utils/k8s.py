@@ -43,7 +43,7 @@ class PodEnd:
     reason: str  # '' for success
     message: str = ""
     exit_code: Optional[int] = None
-    duration: float = 0.0
+    duration: Optional[float] = None  # seconds the container ran (Kubernetes keeps whole seconds)
 
 
 @dataclass
@@ -100,7 +100,7 @@ def pod_end(pod: Any) -> Optional[PodEnd]:
             state = container.state.terminated if container.state else None
             state = state or (container.last_state.terminated if container.last_state else None)
     exit_code = state.exit_code if state is not None else None
-    duration = 0.0
+    duration = None
     if state is not None and state.started_at and state.finished_at:
         duration = max(0.0, (state.finished_at - state.started_at).total_seconds())
     if phase == "Succeeded":
@@ -357,11 +357,10 @@ class K8sTarget(Target):
         failed = [e for e in ended if e is not None and e.reason]
         if failed:
             return failed[0]
-        if ended and len(ended) >= model.rendered.nnodes and all(e is not None for e in ended):
-            first = ended[0]
-            return PodEnd(
-                "", exit_code=first.exit_code if first else None, duration=max(e.duration for e in ended if e)
-            )
+        done = [e for e in ended if e is not None]
+        if done and len(done) == len(ended) >= model.rendered.nnodes:
+            durations = [e.duration for e in done if e.duration is not None]
+            return PodEnd("", exit_code=done[0].exit_code, duration=max(durations) if durations else None)
         problems = [p for p in (pod_problem(p) for p in model.pods.values()) if p is not None]
         if problems and problems[0][2]:
             return PodEnd(problems[0][0], problems[0][1])
@@ -472,7 +471,7 @@ class K8sTarget(Target):
         )
         end = model.end or PodEnd(NO_RESULT, "the job had not ended when its rows were collected")
         row["exit_code"] = "" if end.exit_code is None else str(end.exit_code)
-        row["test_duration"] = f"{end.duration:.3f}" if end.duration else ""
+        row["test_duration"] = "" if end.duration is None else f"{end.duration:.3f}"
         log = "\n".join(model.logs[name] for name in sorted(model.logs))
         self._write_logs(model)
         output, results_csv = split_results(log)
