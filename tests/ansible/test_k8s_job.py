@@ -66,29 +66,31 @@ def test_check_mode_creates_nothing_then_apply_then_idempotent(ansible: Ansible,
     args = job_args(pushed, k8s_cluster, run_id, cleanup="never")
     predicted = ansible.module("k8s_job", args, check=True, diff=True)
     assert predicted.status == "CHANGED", predicted.output
-    assert predicted.result["dry_run"] == [] and predicted.result["rows"] == []
+    assert predicted.data["dry_run"] == [] and predicted.data["rows"] == []
     assert not jobs_of(k8s_cluster, run_id), "check mode created a Job"
     assert not (pushed / "k8s_results" / run_id / "jobs.json").exists()
 
     applied = ansible.module("k8s_job", args, diff=True)
     assert applied.status == "CHANGED", applied.output
-    (row,) = applied.result["rows"]
+    (row,) = applied.data["rows"]
     assert (row["status"], row["deployment_type"], row["run_id"]) == ("SUCCESS", "kubernetes", run_id)
-    (job,) = applied.result["jobs"]
-    assert job["state"] == "SUCCEEDED" and applied.result["submitted"] == [job["job_name"]]
-    assert applied.result["diff"]["before"]["jobs"] == {} and job["job_name"] in applied.result["diff"]["after"]["jobs"]
+    (job,) = applied.data["jobs"]
+    assert job["state"] == "SUCCEEDED" and applied.data["submitted"] == [job["job_name"]]
+    # --diff: ansible prints before/after as a unified diff; the new Job is an added line.
+    added = [line for line in applied.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert "--- before" in applied.stdout and any(job["job_name"] in line for line in added), applied.stdout
     assert [j.metadata.name for j in jobs_of(k8s_cluster, run_id)] == [job["job_name"]]  # cleanup=never kept it
 
     again = ansible.module("k8s_job", args)
     assert again.status == "SUCCESS", again.output  # changed=false: nothing created, rows not appended again
-    assert again.result["submitted"] == [] and [r["status"] for r in again.result["rows"]] == ["SUCCESS"]
+    assert again.data["submitted"] == [] and [r["status"] for r in again.data["rows"]] == ["SUCCESS"]
     assert len((pushed / "perf.csv").read_text().strip().splitlines()) == 2  # header + one row
 
     predicted_again = ansible.module("k8s_job", args, check=True)
     assert predicted_again.status == "SUCCESS", predicted_again.output
 
     removed = ansible.module("k8s_job", {**args, "state": "absent"})
-    assert removed.status == "CHANGED" and removed.result["cancelled"] == [job["job_name"]], removed.output
+    assert removed.status == "CHANGED" and removed.data["cancelled"] == [job["job_name"]], removed.output
     assert not jobs_of(k8s_cluster, run_id)
     assert ansible.module("k8s_job", {**args, "state": "absent"}).status == "SUCCESS"
 
@@ -99,7 +101,7 @@ def test_check_mode_reports_what_the_api_server_refuses(ansible: Ansible, pushed
     args["additional_context"] = {"gpu_vendor": "CPU", "k8s": {"memory": "2Gi", "memory_limit": "1Gi"}}
     result = ansible.module("k8s_job", args, check=True)
     assert result.failed, result.output
-    assert "would refuse" in result.result["msg"] and "memory" in result.result["msg"].lower()
+    assert "would refuse" in result.data["msg"] and "memory" in result.data["msg"].lower()
     assert not jobs_of(k8s_cluster, args["run_id"])
 
 
@@ -107,7 +109,7 @@ def test_a_bad_setting_fails_naming_it(ansible: Ansible, pushed: Path, k8s_clust
     args = job_args(pushed, k8s_cluster, "mod-bad")
     args["additional_context"] = {"gpu_vendor": "CPU", "k8s": {"namespac": "x"}}
     result = ansible.module("k8s_job", args)
-    assert result.failed and "k8s.namespac" in result.result["msg"], result.output
+    assert result.failed and "k8s.namespac" in result.data["msg"], result.output
     assert "Traceback" not in result.output
 
 
