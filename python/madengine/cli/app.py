@@ -377,16 +377,10 @@ def generate_slurm(
 ) -> None:
     """Write the sbatch scripts and job specs for a manifest's models; submit them yourself with sbatch."""
     with errors_as_messages(verbose):
-        _, _, runmod, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
         ctx.setdefault("slurm", {})
-        if timeout < -1:
-            raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
-        options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
-        if run_id is not None:
-            options.run_id = runmod.check_run_id(run_id)
-        result = workflow.execute(".", options, manifest_file, None, CliReporter(), submit=False)
-        render.slurm_scripts(result.deployment.plans, result.deployment.results_dir)
+        prepared = _prepare_only(ctx, manifest_file, timeout, run_id)
+        render.slurm_scripts(prepared.plans, prepared.results_dir)
 
 
 @generate_app.command("k8s")
@@ -401,17 +395,22 @@ def generate_k8s(
     """Write each model's Kubernetes objects (Secrets as placeholders, ConfigMap, Service, Job) as YAML files;
     apply them yourself or review them; nothing is sent to a cluster."""
     with errors_as_messages(verbose):
-        _, _, runmod, _, workflow = _core()
         ctx = _context(additional_context, additional_context_file)
         if "kubernetes" not in ctx:
             ctx.setdefault("k8s", {})
-        if timeout < -1:
-            raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
-        options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
-        if run_id is not None:
-            options.run_id = runmod.check_run_id(run_id)
-        result = workflow.execute(".", options, manifest_file, None, CliReporter(), submit=False)
-        render.files_table("Kubernetes manifests", result.deployment.files, "kubectl apply -f")
+        prepared = _prepare_only(ctx, manifest_file, timeout, run_id)
+        render.files_table("Kubernetes manifests", prepared.files, "kubectl apply -f")
+
+
+def _prepare_only(ctx: dict, manifest_file: str, timeout: int, run_id: Optional[str]):
+    """The deployment of a manifest's models, prepared (files written) and not submitted."""
+    _, _, runmod, _, workflow = _core()
+    if timeout < -1:
+        raise ConfigError(f"--timeout {timeout}: must be -1 (default), 0 (no timeout) or positive")
+    options = runmod.RunOptions(context=ctx, timeout=None if timeout == -1 else timeout, write_perf=False)
+    if run_id is not None:
+        options.run_id = runmod.check_run_id(run_id)
+    return workflow.execute(".", options, manifest_file, None, CliReporter(), submit=False).deployment
 
 
 @app.command("slurm-task", hidden=True)

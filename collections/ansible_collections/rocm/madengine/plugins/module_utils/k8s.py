@@ -189,7 +189,7 @@ class K8sTarget(Target):
         )
         self.models = [ModelJob(r) for r in rendered]
         base = settings.output_dir
-        base = base if os.path.isabs(base) else os.path.join(request.root, base)
+        base = base if os.path.isabs(base) else os.path.join(os.path.abspath(request.root), base)
         self.outcome.results_dir = os.path.join(base, request.run_id)
         self.selector = run_selector(request.run_id)
 
