@@ -160,6 +160,19 @@ def test_a_model_past_its_timeout(package, k8s_cluster):
     assert (row["status"], row["failure_reason"]) == ("FAILURE", "TIMEOUT")
 
 
+def test_a_model_out_of_memory(package, k8s_cluster):
+    # The pod gets the model's scripts from this package copy at run time (the ConfigMap): here they allocate 200 MB
+    # under a 32 MiB limit, and pass the kill on as the model's exit code.
+    (package / "scripts" / "dummy" / "run.sh").write_text(
+        '#!/bin/sh\ndd if=/dev/zero of=/dev/null bs=200M count=1 || exit $?\necho "performance: 1 samples_per_second"\n'
+    )
+    manifest = only(package, "dummy")
+    result = run_k8s(package, k8s_cluster, manifest, "--run-id", "k8s-oom", memory="16Mi", memory_limit="32Mi")
+    assert result.rc == 3, result.output
+    (row,) = perf_rows(package)
+    assert (row["status"], row["failure_reason"], row["exit_code"]) == ("FAILURE", "OOM_KILLED", "137")
+
+
 def test_a_request_no_node_can_satisfy(package, k8s_cluster):
     manifest = only(package, "dummy")
     result = run_k8s(package, k8s_cluster, manifest, "--run-id", "k8s-big", cpu="512", pending_timeout=2)
@@ -231,19 +244,21 @@ def start_until_running(package: Path, cluster, run_id: str) -> Tuple[subprocess
         time.sleep(0.5)
 
 
-def test_ctrl_c_deletes_the_jobs_and_writes_interrupted_rows(package, k8s_cluster):
-    proc, pod = start_until_running(package, k8s_cluster, "k8s-ctrlc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_deletes_the_jobs_and_writes_interrupted_rows(package, k8s_cluster, signum):
+    run_id = f"k8s-sig{int(signum)}"
+    proc, pod = start_until_running(package, k8s_cluster, run_id)
     try:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         output, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 3, output
-    assert "interrupted" in output
+    assert f"interrupted by {signal.Signals(signum).name}" in output
     (row,) = perf_rows(package)
     assert (row["status"], row["failure_reason"]) == ("FAILURE", "INTERRUPTED")
-    assert not jobs_of_run(k8s_cluster, "k8s-ctrlc")
-    assert not pods_of_run(k8s_cluster, "k8s-ctrlc")  # madengine waited until its pod was gone
+    assert not jobs_of_run(k8s_cluster, run_id)
+    assert not pods_of_run(k8s_cluster, run_id)  # madengine waited until its pod was gone
 
 
 # ------------------------------------------------------------------------------------------------ build + run, errors

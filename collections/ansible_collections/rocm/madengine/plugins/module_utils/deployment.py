@@ -135,12 +135,6 @@ class Target:
         raise ConfigError(f"stopping a run is not supported on the {self.name} target")
 
 
-class _Signalled(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 @contextlib.contextmanager
 def interruptible(on_interrupt: Callable[[interrupts.Interrupted], None]) -> Iterator[None]:
     """Ctrl-C, SIGTERM or SIGHUP inside the block (a submission or a wait, safe to cut short): call on_interrupt
@@ -149,7 +143,8 @@ def interruptible(on_interrupt: Callable[[interrupts.Interrupted], None]) -> Ite
     previous: Dict[int, Any] = {}
 
     def handler(signum: int, _frame: Any) -> None:
-        raise _Signalled(signum)
+        # A BaseException: no `except Exception` on the way (an API client's, a parser's) may swallow it.
+        raise interrupts.Interrupted(signum)
 
     with contextlib.suppress(ValueError):  # not the main thread: signals stay with their owner
         previous = {sig: signal.signal(sig, handler) for sig in handled}
@@ -158,8 +153,8 @@ def interruptible(on_interrupt: Callable[[interrupts.Interrupted], None]) -> Ite
             yield
     except KeyboardInterrupt:
         on_interrupt(interrupts.Interrupted(signal.SIGINT))
-    except (_Signalled, interrupts.Interrupted) as exc:
-        on_interrupt(interrupts.Interrupted(exc.signum))
+    except interrupts.Interrupted as exc:
+        on_interrupt(exc)
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
