@@ -36,14 +36,16 @@ def start(package: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def run_containers(docker_client, run_id: str) -> List:
-    return docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+def run_containers(docker_client, run_id: str) -> List[dict]:
+    """The run's containers as the engine lists them (one call: a container removed meanwhile cannot make a
+    per-container inspect fail)."""
+    return docker_client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
 
 
 def wait_for_running_container(docker_client, run_id: str, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if any(c.status == "running" for c in run_containers(docker_client, run_id)):
+        if any(c["State"] == "running" for c in run_containers(docker_client, run_id)):
             return
         assert proc.poll() is None, proc.communicate()[0]
         time.sleep(0.1)
@@ -150,7 +152,7 @@ def test_killed_run_is_reported_and_cleaned(built: Path, docker_client) -> None:
         assert cleaned.rc == 0, cleaned.output
         assert run_containers(docker_client, "killed") == []
         live_containers = run_containers(docker_client, "live")
-        assert [c.labels[PID_LABEL] for c in live_containers] == [str(live.pid)]
+        assert [c["Labels"][PID_LABEL] for c in live_containers] == [str(live.pid)]
         assert len(run_dirs(built)) == 1  # the live run's own
     finally:
         live.send_signal(signal.SIGTERM)
