@@ -49,6 +49,18 @@ running() { # $1 = pid: alive and not a zombie (PID 1 here may take its time rea
     [ -n "$stat" ] && [ "${stat:0:1}" != Z ]
 }
 
+recorded_pid() { # $1 = pid file, $2 = command name, $3 = a directory its command line names: prints the pid
+    # recorded there when that process still runs it (a reused pid runs something else), or fails
+    local pid comm cmdline
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && running "$pid" || return 1
+    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
+    [ "$comm" = "${2:0:15}" ] || return 1
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ "$cmdline" == *" "*"$3/"* ]] || return 1
+    printf '%s\n' "$pid"
+}
+
 kill_pids() { # TERM, wait up to 2 s, then KILL
     [ "$#" -gt 0 ] || return 0
     kill "$@" 2>/dev/null || true

@@ -105,14 +105,7 @@ ensure_packages() {
 # processes: pid files in $RUN_DIR, checked against the command name and the state directory on the command line
 # ----------------------------------------------------------------------------------------------------------------
 proc_pid() { # $1 = name (the binary): prints the pid of our running daemon, or fails
-    local pid comm cmdline
-    pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null) || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && running "$pid" || return 1
-    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
-    [ "$comm" = "${1:0:15}" ] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ "$cmdline" == *" "*"$STATE_DIR/"* ]] || return 1
-    printf '%s\n' "$pid"
+    recorded_pid "$RUN_DIR/$1.pid" "$1" "$STATE_DIR"
 }
 
 port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

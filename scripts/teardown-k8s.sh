@@ -35,14 +35,7 @@ done
 [ "$(id -u)" -eq 0 ] || die "run this script as root (the cluster's daemons run as root)"
 
 proc_pid() { # $1 = name: the pid recorded for our daemon, when that process still runs it (same check as setup)
-    local pid comm cmdline
-    pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null) || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && running "$pid" || return 1
-    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
-    [ "$comm" = "${1:0:15}" ] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ "$cmdline" == *" "*"$STATE_DIR/"* ]] || return 1
-    printf '%s\n' "$pid"
+    recorded_pid "$RUN_DIR/$1.pid" "$1" "$STATE_DIR"
 }
 
 stop_daemon() { # $1 = name; TERM, then KILL after 2 s (kill_pids)
