@@ -2,7 +2,7 @@
 
 A target (local Docker, SLURM, Kubernetes) implements the steps; `deploy` drives them, so the CLI and the modules
 call one entry point and never branch on the target. A new target is a `Target` subclass plus one line in
-`make_target`.
+`target_class`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class DeployRequest:
     check_mode: bool = False  # validate and report what would change; submit nothing
     submit: bool = True  # False: prepare only (madengine generate ...)
     results: Any = None  # run.RunOutcome that already holds this run's earlier rows (failed builds)
+    host: Any = None  # hostinfo.HostInfo of this host, when the caller detected it already
 
     @property
     def context(self) -> Mapping[str, Any]:
@@ -77,7 +78,6 @@ class DeployOutcome:
     collected: bool = False  # False after check mode, generate, or submitting without waiting
     newly_collected: bool = True  # False when these rows were collected (and written) by an earlier call
     interrupted: Optional[interrupts.Interrupted] = None
-    writes_rows: bool = False  # the target appended its rows to perf.csv itself, as each model ended
     files: List[str] = field(default_factory=list)  # what prepare wrote (scripts, manifests)
     details: Dict[str, Any] = field(default_factory=dict)  # target-specific extras for module results
 
@@ -94,6 +94,7 @@ class Target:
     name = ""
     waits = True  # False: submit and return (collect later with the same run id)
     handles_signals = False  # True: submit/wait stop their own work on a signal (the local target)
+    writes_rows = False  # True: the target appends each model's rows to perf.csv itself, as the model ends
     builds_for_this_host = False  # True: a build before the run targets this host's GPU vendor and architecture
     built_here = False  # the manifest was built by this process, just before
 

@@ -240,11 +240,9 @@ class K8sTarget(Target):
     # ------------------------------------------------------------------ check, submit
 
     def check(self) -> None:
-        """Server-side dry run of every object this run would create; nothing is stored."""
-        self._load_state()
+        """Server-side dry run of every object this run would create (prepare has read the state and connected,
+        unless everything was collected already); nothing is stored."""
         to_create = [m for m in self.models if not m.job_id and not m.collected]
-        if to_create:
-            self._connect()
         refused = []
         for model in to_create:
             for obj in model.rendered.objects:
@@ -378,11 +376,12 @@ class K8sTarget(Target):
                 return PodEnd(reason, f"job failed: {condition.reason}: {condition.message or ''}")
         return None
 
-    def _settle(self, waiting: Dict[str, ModelJob], model: ModelJob) -> None:
-        end = model.end
-        if end is not None and waiting.pop(model.name, None) is not None:
-            status = "SUCCESS" if not end.reason else "FAILURE"
-            self.reporter.model_done(model.rendered.entry.model_name, "k8s", status, end.reason)
+    @staticmethod
+    def _settle(waiting: Dict[str, ModelJob], model: ModelJob) -> None:
+        """An ended model is no longer waited for; its status is reported with its rows (the log may still turn
+        a succeeded pod into a NO_METRIC or ERROR_PATTERN row)."""
+        if model.end is not None:
+            waiting.pop(model.name, None)
 
     def _check_jobs(self, waiting: Dict[str, ModelJob]) -> None:
         for model in list(waiting.values()):
@@ -446,7 +445,7 @@ class K8sTarget(Target):
             if self.cluster is not None:
                 self._keep_logs(model)
             rows.extend(self._model_rows(model))
-            model.collected = model.done or bool(model.submit_error)
+            model.collected = model.done
         os.makedirs(self.outcome.results_dir, exist_ok=True)
         perfcsv.write_rows(os.path.join(self.outcome.results_dir, "perf.csv"), rows)
         self._save_state()

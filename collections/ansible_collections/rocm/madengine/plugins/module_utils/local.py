@@ -20,11 +20,11 @@ class LocalTarget(Target):
     name = LOCAL
     handles_signals = True
     builds_for_this_host = True
+    writes_rows = True
 
     def __init__(self, request: DeployRequest, reporter: Reporter) -> None:
         super().__init__(request, reporter)
-        self.outcome.writes_rows = True
-        self.host: Optional[HostInfo] = None
+        self.host: Optional[HostInfo] = request.host
         self.run: RunOutcome = request.results if request.results is not None else RunOutcome()
 
     def prepare(self) -> None:
@@ -34,7 +34,7 @@ class LocalTarget(Target):
                 "lists no images, nothing to run",
                 hint="build the models first (madengine build --tags ...)",
             )
-        self.host = detect_host(overrides=self.request.context)
+        self.host = self.host or detect_host(overrides=self.request.context)
 
     def submit(self) -> None:
         host = self.host or detect_host(overrides=self.request.context)

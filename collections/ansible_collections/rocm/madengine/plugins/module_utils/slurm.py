@@ -104,6 +104,15 @@ class SlurmOutcome(DeployOutcome):
         self.in_allocation = False
         self.test_only: List[Dict[str, str]] = []
 
+    @property
+    def in_allocation(self) -> bool:
+        """The jobs ran in the allocation madengine itself runs in (no sbatch); reported in the summary."""
+        return bool(self.details.get("in_allocation"))
+
+    @in_allocation.setter
+    def in_allocation(self, value: bool) -> None:
+        self.details["in_allocation"] = value
+
     def jobs(self) -> List[Dict[str, Any]]:
         result = []
         for plan in self.plans:
@@ -579,7 +588,7 @@ class SlurmTarget(Target):
         self.waits = self.slurm.settings.wait or self.in_allocation
         self.plans: List[JobPlan] = []
         self.outcome = SlurmOutcome([], "")
-        self.outcome.details["in_allocation"] = False
+        self._rows: List[Dict[str, Any]] = []
 
     def prepare(self) -> None:
         self.plans = plan_jobs(self.request.manifest, self.slurm)
@@ -608,7 +617,6 @@ class SlurmTarget(Target):
     def submit(self) -> None:
         if self.in_allocation:
             run_in_allocation(self.plans, self.outcome, self.reporter)
-            self.outcome.details["in_allocation"] = True
             return
         self.client.require()
         submit_jobs(self.plans, self.client, self.outcome, self.slurm.run_id, self.reporter)

@@ -30,7 +30,6 @@ def host_facts(ctx: Mapping[str, Any]) -> HostInfo:
 class WorkflowResult:
     build: Optional[BuildOutcome] = None
     run: Optional[RunOutcome] = None
-    host: Optional[HostInfo] = None
     summary: Dict[str, Any] = field(default_factory=dict)
     deployment: Optional[deployment.DeployOutcome] = None  # what the target reported (jobs, results directory)
 
@@ -89,21 +88,23 @@ def execute(
     target_class = deployment.target_class(deployment.target_name(options.context))
     run = RunOutcome()
     result = WorkflowResult(run=run)
+    host = None
     if build_options is not None:
         manifest_path = os.path.join(root, build_options.manifest_output)
-        data = _build_for(root, target_class, build_options, options, result, reporter)
+        if target_class.builds_for_this_host:
+            host = host_facts(options.context)
+        data = _build_for(root, target_class, build_options, options, result, reporter, host)
         if data is None:
             return result
     else:
         manifest_path = os.path.join(root, manifest_file or "build_manifest.json")
         data = manifest_io.load_manifest(manifest_path)
-    request = deployment.DeployRequest(root, data, manifest_path, options, check_mode, submit, results=run)
+    request = deployment.DeployRequest(root, data, manifest_path, options, check_mode, submit, results=run, host=host)
     target = target_class(request, reporter)
     target.built_here = build_options is not None
     outcome = deployment.deploy(target)
     result.deployment = outcome
-    result.host = getattr(target, "host", None)
-    if not outcome.writes_rows:
+    if not target.writes_rows:
         for row in outcome.rows:
             run.record([row], row["model"], row.get("docker_image", ""), 0.0)
             reporter.model_done(row["model"], target_class.name, row["status"], row.get("failure_reason", ""))
@@ -140,18 +141,17 @@ def _build_for(
     options: RunOptions,
     result: WorkflowResult,
     reporter: Reporter,
+    host: Optional[HostInfo],
 ) -> Optional[Mapping[str, Any]]:
-    """Build; write the rows of the models that failed to build (and, after a signal, of those never started).
-    The manifest to run, or None when a signal ended the build."""
-    host = CPU_HOST
-    if target_class.builds_for_this_host:
-        host = host_facts(options.context)
+    """Build, for `host` when the models run on it (else for the context's vendor); write the rows of the models
+    that failed to build (and, after a signal, of those never started). The manifest to run, or None when a
+    signal ended the build."""
+    if host is not None:
         build_options.default_vendor = host.gpu_vendor
         build_args = dict(build_options.context.get("docker_build_arg") or {})
         if host.gpu_vendor == "AMD" and host.gpu_architecture and "MAD_SYSTEM_GPU_ARCHITECTURE" not in build_args:
             build_args["MAD_SYSTEM_GPU_ARCHITECTURE"] = host.gpu_architecture
             build_options.context = {**build_options.context, "docker_build_arg": build_args}
-        result.host = host
     else:
         build_options.default_vendor = str(
             build_options.context.get("gpu_vendor") or host_facts(build_options.context).gpu_vendor
@@ -161,10 +161,11 @@ def _build_for(
         interrupted = built.interrupted or interrupts.take()
     result.build = built
     run = cast(RunOutcome, result.run)
-    rows = failed_build_rows(built.failures, built.models, host, options.context, options.run_id)
+    row_host = host or CPU_HOST
+    rows = failed_build_rows(built.failures, built.models, row_host, options.context, options.run_id)
     if interrupted is not None:
         run.interrupted = interrupted
-        rows += not_started_rows(built.manifest, built.not_started, host, options.context, options.run_id)
+        rows += not_started_rows(built.manifest, built.not_started, row_host, options.context, options.run_id)
     if not target_class.builds_for_this_host:
         for row in rows:
             row["deployment_type"] = target_class.name
