@@ -132,7 +132,15 @@ start_proc() { # $1 = name, then the full command line; runs it in its own sessi
     # 9>&-: the daemon must not inherit (and hold forever) the fd of this script's lock.
     # setsid execs in place (a background job is no process group leader), so $! is the daemon itself.
     setsid "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
-    printf '%s\n' "$!" >"$RUN_DIR/$name.pid"
+    local pid=$! base=${1##*/} comm="" tries=0
+    printf '%s\n' "$pid" >"$RUN_DIR/$name.pid"
+    # Until the forked shell has exec'd the daemon, its comm is still bash (or setsid), and proc_pid would
+    # take the daemon for dead: wait (at most 2 s) for the exec, or the exit, before anyone checks it.
+    while running "$pid" && read -r comm 2>/dev/null <"/proc/$pid/comm" && [ "$comm" != "${base:0:15}" ] \
+        && [ "$tries" -lt 100 ]; do
+        tries=$((tries + 1))
+        sleep 0.02
+    done
 }
 
 STARTED=() # the daemons running (or started) so far, in order
