@@ -6,8 +6,7 @@ import contextlib
 import os
 import signal
 import sys
-import traceback
-from typing import Iterator, List, Optional, Type
+from typing import List, Optional, Type
 
 import typer
 
@@ -18,12 +17,11 @@ from ansible_collections.rocm.madengine.plugins.module_utils.errors import (
     EXIT_INVALID_ARGS,
     EXIT_RUN_FAILURE,
     ConfigError,
-    MadengineError,
 )
-from ansible_collections.rocm.madengine.plugins.module_utils.interrupts import Interrupted
 from ansible_collections.rocm.madengine.plugins.module_utils.reporting import Reporter
 from madengine import __version__
 from madengine.cli import render
+from madengine.cli.common import VerboseOpt, errors_as_messages
 
 app = typer.Typer(
     add_completion=False,
@@ -38,7 +36,6 @@ TagsOpt = typer.Option(
 )
 ContextOpt = typer.Option("{}", "--additional-context", "-c", help="JSON (or Python dict literal) additional context.")
 ContextFileOpt = typer.Option(None, "--additional-context-file", "-f", help="JSON file with additional context.")
-VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")
 LiveOpt = typer.Option(False, "--live-output", "-l", help="Stream build and model output to the terminal.")
 SummaryOpt = typer.Option(None, "--summary-output", "-s", help="Write a JSON summary to this file.")
 RegistryOpt = typer.Option(None, "--registry", "-r", help="Push built images to this registry (host[:port]).")
@@ -70,29 +67,6 @@ class CliReporter(Reporter):
     def model_done(self, model: str, phase: str, status: str, detail: str = "") -> None:
         suffix = f"  {detail}" if detail else ""
         render.err.print(f"{phase:5} {render.styled(status)} {render.escape(model)}[dim]{render.escape(suffix)}[/dim]")
-
-
-@contextlib.contextmanager
-def errors_as_messages(verbose: bool) -> Iterator[None]:
-    """The one place where errors become a message and an exit code."""
-    try:
-        yield
-    except MadengineError as exc:
-        if verbose:
-            traceback.print_exc()
-        render.error_line(exc.one_line())
-        raise typer.Exit(exc.exit_code) from None
-    except (KeyboardInterrupt, Interrupted) as exc:
-        interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
-        render.error_line(f"interrupted by {interrupted.name}")
-        raise typer.Exit(interrupted.exit_code) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        if verbose:
-            traceback.print_exc()
-        render.error_line(f"unexpected {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
-        raise typer.Exit(EXIT_FAILURE) from None
 
 
 def _core():
@@ -411,6 +385,11 @@ def _prepare_only(ctx: dict, manifest_file: str, timeout: int, run_id: Optional[
     if run_id is not None:
         options.run_id = runmod.check_run_id(run_id)
     return workflow.execute(".", options, manifest_file, None, CliReporter(), submit=False).deployment
+
+
+from madengine.cli.report import report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
 
 
 @app.command("slurm-task", hidden=True)

@@ -9,6 +9,7 @@ EXIT_FAILURE = 1
 EXIT_BUILD_FAILURE = 2
 EXIT_RUN_FAILURE = 3
 EXIT_INVALID_ARGS = 4
+EXIT_REGRESSION = 5  # --fail-on-regression: a model got slower than its baseline (and nothing failed)
 
 
 class MadengineError(Exception):
