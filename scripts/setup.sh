@@ -4,13 +4,16 @@
 # a two-node SLURM cluster (scripts/setup-slurm.sh), a single-node Kubernetes 1.20 cluster on loopback
 # (scripts/setup-k8s.sh: kubeconfig in /var/tmp/madengine-k8s/kubeconfig; the first run on a machine builds the
 # Kubernetes binaries, about 16 minutes, cached in /var/cache/madengine-k8s),
-# and a virtual environment in .venv with madengine installed from this checkout.
+# a MongoDB wire-protocol server with auth on 127.0.0.1:27018 (scripts/setup-mongo.sh: settings in
+# /var/tmp/madengine-mongo/mongo.env), the JUnit schema junit-10.xsd (scripts/setup-schemas.sh: in
+# /var/cache/madengine-schemas), and a virtual environment in .venv with madengine installed from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-infra.sh
 bash scripts/setup-slurm.sh
 bash scripts/setup-k8s.sh
+bash scripts/setup-mongo.sh
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -23,3 +26,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 echo "ok: .venv ready ($(.venv/bin/madengine --version))"
+PYTHON=.venv/bin/python bash scripts/setup-schemas.sh

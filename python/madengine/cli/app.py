@@ -390,6 +390,9 @@ def _prepare_only(ctx: dict, manifest_file: str, timeout: int, run_id: Optional[
 from madengine.cli.report import report_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
+from madengine.cli.database import database  # noqa: E402
+
+app.command("database")(database)
 
 
 @app.command("slurm-task", hidden=True)

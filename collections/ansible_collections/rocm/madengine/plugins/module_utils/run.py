@@ -17,6 +17,7 @@ from .errors import ConfigError, DockerUnavailableError, MadengineError, RunErro
 from .hostinfo import HostInfo, parse_gpu_list
 from .manifest import ManifestEntry, entries
 from .ownership import Owner, this_process
+from .perf_super import update as write_perf_super
 from .perfcsv import STATUS_FAILURE, STATUS_SKIPPED, STATUS_SUCCESS
 from .reporting import Reporter
 from .runspace import RUN_DIRECTORY, RunSpace, safe_name
@@ -659,6 +660,7 @@ def finish_model(
     if options.write_perf:
         perfcsv.write_entry_files(root, outcome.rows + rows)
         perfcsv.append_rows(os.path.join(root, options.output), rows)
+        write_perf_super(root, job.model, rows, list(job.row), reporter.warn)
     outcome.record(rows, job.row["model"], job.image, job.duration, job.log_path)
     reporter.model_done(
         job.row["model"],
