@@ -284,3 +284,18 @@ def k8s_cluster() -> Iterator[K8sCluster]:
                 raise
         finally:
             api_client.close()
+
+
+SCHEMA_HINT = "run `bash scripts/setup-schemas.sh` first"
+
+
+@pytest.fixture(scope="session")
+def junit_schema() -> Any:
+    """An lxml XMLSchema of junit-10.xsd (Jenkins xunit-plugin's, fetched by setup-schemas.sh); the test is
+    skipped, saying so, when the script has not been run."""
+    from lxml import etree
+
+    path = Path(os.environ.get("MADENGINE_SCHEMA_DIR") or "/var/cache/madengine-schemas") / "junit-10.xsd"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing: {SCHEMA_HINT}")
+    return etree.XMLSchema(etree.parse(str(path)))

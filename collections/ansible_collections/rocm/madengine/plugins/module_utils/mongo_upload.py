@@ -149,12 +149,16 @@ def load_documents(path: str) -> List[Dict[str, Any]]:
     return [dict(item) for item in data]
 
 
-def add_meta(docs: Sequence[Dict[str, Any]], now: Optional[datetime.datetime] = None) -> None:
-    """_meta_uploaded_at (UTC datetime) and created_date ('YYYY-MM-DD HH:MM:SS') where absent."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+def meta_fields(now: datetime.datetime) -> Dict[str, Any]:
+    """_meta_uploaded_at (UTC datetime) and created_date ('YYYY-MM-DD HH:MM:SS') of an upload at `now`."""
+    return {META_UPLOADED_AT: now, META_CREATED_DATE: now.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def add_meta(docs: Sequence[Dict[str, Any]], now: datetime.datetime) -> None:
+    """The meta fields, in the documents that lack them."""
     for doc in docs:
-        doc.setdefault(META_UPLOADED_AT, now)
-        doc.setdefault(META_CREATED_DATE, now.strftime("%Y-%m-%d %H:%M:%S"))
+        for key, value in meta_fields(now).items():
+            doc.setdefault(key, value)
 
 
 def columns(docs: Sequence[Mapping[str, Any]]) -> List[str]:
@@ -211,11 +215,11 @@ def key_filter(doc: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
     return {key: doc.get(key) for key in keys}
 
 
-def upsert_update(doc: Mapping[str, Any]) -> Dict[str, Any]:
-    """The update of one upsert: the data fields are set; the meta fields only when the document is new."""
-    meta = (META_UPLOADED_AT, META_CREATED_DATE)
-    update: Dict[str, Any] = {"$set": {k: v for k, v in doc.items() if k not in meta and k != "_id"}}
-    on_insert = {k: doc[k] for k in meta if k in doc}
+def upsert_update(doc: Mapping[str, Any], now: datetime.datetime) -> Dict[str, Any]:
+    """The update of one upsert: the document's fields are set; the meta fields it lacks only when it is new
+    (so uploading the same rows again changes nothing)."""
+    update: Dict[str, Any] = {"$set": {k: v for k, v in doc.items() if k != "_id"}}
+    on_insert = {k: v for k, v in meta_fields(now).items() if k not in doc}
     if on_insert:
         update["$setOnInsert"] = on_insert
     return update
@@ -263,8 +267,10 @@ def upload(
     batch_size: int = DEFAULT_BATCH_SIZE,
     upsert: bool = True,
     index: bool = True,
+    now: Optional[datetime.datetime] = None,
 ) -> UploadResult:
     """Write the documents in batches (bulk upserts keyed by `keys`, or plain inserts) and index the keys."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     result = UploadResult(documents=len(docs), keys=list(keys))
     if index:
         try:
@@ -274,9 +280,11 @@ def upload(
     for batch in batches(list(docs), batch_size):
         result.batches += 1
         if upsert:
-            counts = target.upsert([(key_filter(doc, keys), upsert_update(doc)) for doc in batch])
+            counts = target.upsert([(key_filter(doc, keys), upsert_update(doc, now)) for doc in batch])
         else:
-            counts = target.insert(batch)
+            fresh = [dict(doc) for doc in batch]
+            add_meta(fresh, now)
+            counts = target.insert(fresh)
         result.inserted += counts.get("nInserted", 0) + counts.get("nUpserted", 0)
         result.updated += counts.get("nModified", 0)
         result.unchanged += counts.get("nMatched", 0) - counts.get("nModified", 0)
@@ -350,10 +358,8 @@ class MongoTarget:
         return self._bulk(lambda: self.collection.bulk_write(requests, ordered=False).bulk_api_result, "upsert")
 
     def insert(self, docs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-        fresh = [dict(doc) for doc in docs]  # insert_many adds _id to what it is given
-
         def run() -> Dict[str, Any]:
-            return {"nInserted": len(self.collection.insert_many(fresh, ordered=False).inserted_ids)}
+            return {"nInserted": len(self.collection.insert_many(list(docs), ordered=False).inserted_ids)}
 
         return self._bulk(run, "insert")
 
@@ -397,7 +403,6 @@ def upload_file(
     if not docs:
         raise MadengineError(f"--file {path}: no rows to upload")
     keys = check_unique_key(unique_key, docs) if unique_key else detect_unique_key(docs)
-    add_meta(docs)
     result = UploadResult(documents=len(docs), keys=keys, batches=len(batches(docs, batch_size)))
     dupes = duplicate_keys(docs, keys) if upsert else 0
     if dupes:
