@@ -252,6 +252,7 @@ def write(
     ET.indent(root)
     text = ET.tostring(root, encoding="unicode")
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         with atomic.replacing(output) as handle:
             handle.write('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n")
     except OSError as exc:
