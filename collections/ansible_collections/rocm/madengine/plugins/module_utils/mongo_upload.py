@@ -107,7 +107,8 @@ _URI_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://[^:/@\s]*):[^@\s]*@")
 def redact(text: str, password: str = "") -> str:
     """text without the password: URI credentials become user:***, and the password (plain or escaped) ***."""
     text = _URI_CREDENTIALS.sub(r"\1:***@", text)
-    for form in {password, urllib.parse.quote_plus(password), urllib.parse.quote(password, safe="")}:
+    forms = [password, urllib.parse.quote_plus(password), urllib.parse.quote(password, safe="")]
+    for form in sorted(forms, key=len, reverse=True):
         if form:
             text = text.replace(form, "***")
     return text
