@@ -51,6 +51,7 @@ def test_uri_defaults_and_options() -> None:
     override = mongo_upload.MongoSettings.from_env({"MONGO_URI": "mongodb://a:secret@h:1/?tls=true"})
     assert override.uri() == "mongodb://a:secret@h:1/?tls=true"
     assert override.shown_uri() == "mongodb://a:***@h:1/?tls=true"
+    assert override.scrub("auth failed for secret") == "auth failed for ***"
 
 
 def test_password_file(tmp_path: Path) -> None:

@@ -54,6 +54,12 @@ class MongoSettings:
                 raise ConfigError(
                     f"MONGO_PASSWORD_FILE {password_file}: {exc.strerror}", hint="point it at a readable file"
                 ) from None
+        uri = env.get("MONGO_URI", "")
+        if uri and not password:  # known, so that it can be scrubbed from messages
+            try:
+                password = urllib.parse.unquote_plus(urllib.parse.urlsplit(uri).password or "")
+            except ValueError:
+                password = ""
         return cls(
             host=env.get("MONGO_HOST") or "localhost",
             port=_int_env(env, "MONGO_PORT", 27017),
@@ -62,7 +68,7 @@ class MongoSettings:
             auth_source=env.get("MONGO_AUTH_SOURCE") or "admin",
             auth_mechanism=env.get("MONGO_AUTH_MECHANISM", ""),
             timeout_ms=_int_env(env, "MONGO_TIMEOUT_MS", 5000),
-            uri_override=env.get("MONGO_URI", ""),
+            uri_override=uri,
         )
 
     @property
