@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
-from clirun import madengine, perf_rows
-
-from conftest import read_env_file
+from clirun import REPO_ROOT, madengine, perf_rows
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +36,10 @@ def mongo_env() -> Dict[str, str]:
     if not env_file.is_file():
         pytest.skip(f"{env_file} is missing: {MONGO_HINT}")
     env = {key: "" for key in MONGO_KEYS}
-    env.update(read_env_file(env_file))
+    for line in env_file.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#"):
+            env[key.strip()] = value.strip()
     return env
 
 
@@ -77,10 +78,8 @@ def run_package(tmp_path_factory, infra) -> Path:
     """The fixture package after one real run with a failing model and a multiple_results model."""
     import shutil
 
-    from conftest import FIXTURE_MAD
-
     target = tmp_path_factory.mktemp("db") / "mad"
-    shutil.copytree(FIXTURE_MAD, target, symlinks=True)
+    shutil.copytree(REPO_ROOT / "tests" / "fixtures" / "mad", target, symlinks=True)
     result = madengine(target, "run", "--tags", "dummy,dummy_exit,multi", "--run-id", "dbrun")
     assert result.rc == 3, result.output
     return target
