@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from .errors import MadengineError
+from . import atomic
+from .errors import MadengineError, ResultsWriteError
 
 # pandas' default NA strings (read_csv na_values): such cells show as NaN.
 NA_STRINGS = frozenset(
@@ -144,3 +146,39 @@ def bare_table_html(table: CsvTable) -> str:
 def bare_sections_html(tables: List[CsvTable], titles: List[str]) -> str:
     """The original's `report to-email` file: `<h2>name</h2>` and the bare table of each CSV, concatenated."""
     return "".join(f"<h2>{html.escape(title)}</h2>\n{bare_table_html(table)}\n" for title, table in zip(titles, tables))
+
+
+def check_csv_path(path: str) -> None:
+    """The original's checks of --csv-file-path: it exists, is a regular file and ends with .csv (else exit 1)."""
+    if not os.path.exists(path):
+        raise MadengineError(f"--csv-file-path {path} does not exist", hint="give the path of a perf.csv file")
+    if not os.path.isfile(path):
+        raise MadengineError(f"--csv-file-path {path} is not a file", hint="give the path of a perf.csv file")
+    if not path.endswith(".csv"):
+        raise MadengineError(f"--csv-file-path {path} does not end with .csv", hint="give the path of a .csv file")
+
+
+def csv_files(directory: str) -> List[str]:
+    """Every *.csv file directly in `directory`, sorted by path (the original's report to-email)."""
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise MadengineError(f"--dir {directory} {what}", hint="give the directory that holds the CSV files")
+    paths = (os.path.join(directory, name) for name in os.listdir(directory) if name.endswith(".csv"))
+    return sorted(path for path in paths if os.path.isfile(path))
+
+
+def title_of(path: str) -> str:
+    """A CSV file's name without the .csv: its section title, as the original's <h2>."""
+    name = os.path.basename(path)
+    return name[: -len(".csv")] if name.endswith(".csv") else name
+
+
+def write_text(path: str, text: str) -> None:
+    """Replace `path` by `text` in one step; a ResultsWriteError says why it could not be written."""
+    try:
+        with atomic.replacing(path) as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise ResultsWriteError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="make its directory writable or choose --output"
+        ) from None
