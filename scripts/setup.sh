@@ -4,6 +4,7 @@
 # a two-node SLURM cluster (scripts/setup-slurm.sh), a single-node Kubernetes 1.20 cluster on loopback
 # (scripts/setup-k8s.sh: kubeconfig in /var/tmp/madengine-k8s/kubeconfig; the first run on a machine builds the
 # Kubernetes binaries, about 16 minutes, cached in /var/cache/madengine-k8s),
+# a headless Chromium and fonts for the report tests (scripts/setup-reporting.sh),
 # and a virtual environment in .venv with madengine installed from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-infra.sh
 bash scripts/setup-slurm.sh
 bash scripts/setup-k8s.sh
+bash scripts/setup-reporting.sh
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -126,6 +126,4 @@ def to_email(
             attachments=[(os.path.basename(target), text)],
         )
         report_mail.send(settings, message)
-        render.out.print(
-            f"sent to {render.escape(', '.join(settings.recipients))} via {render.escape(settings.where)}"
-        )
+        render.out.print(f"sent to {render.escape(', '.join(settings.recipients))} via {render.escape(settings.where)}")

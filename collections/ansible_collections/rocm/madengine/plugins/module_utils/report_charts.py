@@ -116,7 +116,7 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
         ax = fig.add_subplot()
         right = 0.0
         banded = False
-        for bar in bars:
+        for position, bar in enumerate(bars):
             index = series.index(bar.series)
             y = models.index(bar.model) - 0.4 + per_bar * (index + 0.5)
             stats = _stats(bar.values)
@@ -134,10 +134,9 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
                     linestyle="--",
                     zorder=4,
                     label=None if banded else "baseline ± tolerance",
+                    gid=f"baseline-band-{position}",
                 )
-                ax.vlines(
-                    bar.band.value, y - per_bar / 2, y + per_bar / 2, colors="#212121", linewidth=1.5, zorder=5
-                )
+                ax.vlines(bar.band.value, y - per_bar / 2, y + per_bar / 2, colors="#212121", linewidth=1.5, zorder=5)
                 right = max(right, bar.band.high)
                 banded = True
             whiskers = None
@@ -158,9 +157,7 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
             label = number(stats.median)
             if stats.count > 1:
                 label = f"median {label}  (n={stats.count}, {number(stats.low)}–{number(stats.high)})"
-            ax.annotate(
-                label, (stats.high, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8
-            )
+            ax.annotate(label, (stats.high, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
             if bar.verdict:
                 change = f" {bar.change}%" if bar.change else ""
                 ax.annotate(
@@ -205,7 +202,15 @@ def trend_chart(
         fig = _figure(4.6, 2.6)
         ax = fig.add_subplot()
         if band is not None:
-            ax.axhspan(band.low, band.high, color=BAND_COLOUR, alpha=0.3, linewidth=0, label="baseline ± tolerance")
+            ax.axhspan(
+                band.low,
+                band.high,
+                color=BAND_COLOUR,
+                alpha=0.3,
+                linewidth=0,
+                label="baseline ± tolerance",
+                gid="baseline-band",
+            )
             ax.axhline(band.value, color="#424242", linewidth=1)
         for index, line in enumerate(lines):
             points = [(x, _stats(values)) for x, values in enumerate(line.values) if values]
@@ -222,11 +227,10 @@ def trend_chart(
                 capsize=2,
                 linewidth=1.5,
                 label=line.label or None,
+                gid=f"trend-{index}",
             )
             if line.last_verdict in VERDICT_COLOURS and points:
-                ax.plot(
-                    [xs[-1]], [medians[-1]], marker="o", markersize=9, color=VERDICT_COLOURS[line.last_verdict]
-                )
+                ax.plot([xs[-1]], [medians[-1]], marker="o", markersize=9, color=VERDICT_COLOURS[line.last_verdict])
         step = max(1, len(runs) // 8)
         ticks = list(range(0, len(runs), step))
         ax.set_xticks(ticks, labels=[_short(runs[i]) for i in ticks], rotation=30, ha="right", fontsize=7)

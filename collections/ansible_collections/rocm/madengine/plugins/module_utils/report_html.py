@@ -42,10 +42,10 @@ class ReportSection:
     (default: the rows' keys, first seen first)."""
 
     title: str
-    rows: List[Mapping[str, Any]]
-    history_rows: List[Mapping[str, Any]] = field(default_factory=list)
-    baselines: Dict[BaselineKey, Baseline] = field(default_factory=dict)
-    columns: List[str] = field(default_factory=list)
+    rows: Sequence[Mapping[str, Any]]
+    history_rows: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    baselines: Mapping[BaselineKey, Baseline] = field(default_factory=dict)
+    columns: Sequence[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,7 +152,9 @@ def comparison_bars(section: ReportSection, metric: str) -> Tuple[List[charts.Ba
                 band=baseline.band() if baseline else None,
             )
         )
-    what = "host @ run" if several_hosts and several_runs else "host" if several_hosts else "run" if several_runs else ""
+    what = (
+        "host @ run" if several_hosts and several_runs else "host" if several_hosts else "run" if several_runs else ""
+    )
     return bars, what
 
 
@@ -354,7 +356,6 @@ def build_page(
     )
     images = [image for image in (render.images if render else []) if image[0]]
     return Page(page, images)
-
 
 
 def summary_text(sections: Sequence[ReportSection]) -> str:

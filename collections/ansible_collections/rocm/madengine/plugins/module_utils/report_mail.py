@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 from .errors import ConfigError, MadengineError
 
@@ -152,7 +152,7 @@ def build_message(
     message["Message-ID"] = make_msgid(domain=domain)
     message.set_content(text_body)
     message.add_alternative(html_body, subtype="html")
-    html_part = message.get_payload()[1]  # type: ignore[index]
+    html_part = cast(EmailMessage, message.get_body(("html",)))
     for cid, png in images:
         html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>", filename=cid.split("@")[0] + ".png")
     for name, text in attachments:
