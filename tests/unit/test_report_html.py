@@ -44,7 +44,7 @@ def test_summary_counts_come_from_the_rows() -> None:
     assert dict(summary.failure_reasons) == {k: v for k, v in expected.items() if v}
     page = report_html.build_page([ReportSection("perf", rows)], charts_as="none").html
     assert f"<b>{statuses.count('FAILURE')}</b><span>FAILURE</span>" in page
-    assert f"<b>40</b><span>rows</span>" in page
+    assert "<b>40</b><span>rows</span>" in page
 
 
 def test_one_chart_per_measured_metric_and_failures_are_not_charted() -> None:

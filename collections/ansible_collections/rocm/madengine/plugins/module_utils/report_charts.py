@@ -111,7 +111,7 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
     series = list(dict.fromkeys(bar.series for bar in bars))
     per_bar = 0.8 / len(series)
     with matplotlib.rc_context(_RC):
-        height = 0.9 + len(models) * max(0.34, 0.24 * len(series)) + (0.3 if len(series) > 1 else 0)
+        height = 1.0 + len(models) * max(0.34, 0.24 * len(series)) + (0.45 if len(series) > 1 else 0)
         fig = _figure(9.5, height)
         ax = fig.add_subplot()
         right = 0.0
@@ -181,10 +181,9 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
         ax.set_xlabel(f"{metric}{note}")
         ax.set_title(metric, loc="left")
         if len(series) > 1 or banded:
-            ax.legend(
+            fig.legend(
                 title=series_title or None,
-                loc="upper center",
-                bbox_to_anchor=(0.5, -0.6 / height - 0.02),
+                loc="outside lower center",
                 ncol=min(4, len(series) + banded),
                 frameon=False,
                 fontsize=8,
@@ -256,6 +255,7 @@ def _short(run_id: str) -> str:
     return run_id if len(run_id) <= 12 else run_id[:11] + "…"
 
 
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
 _ID = re.compile(r'\bid="([^"]+)"')
 _REF = re.compile(r'(url\(#|href="#)([^)"]+)')
 
@@ -267,7 +267,7 @@ def to_svg(chart: Chart, prefix: str) -> str:
     with matplotlib.rc_context(_RC):
         chart.figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    text = text[text.index("<svg") :]
+    text = _METADATA.sub("", text[text.index("<svg") :])
     text = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)
     text = _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
     return text.replace("<svg ", f'<svg role="img" aria-label="{_attr(chart.alt)}" ', 1)

@@ -217,7 +217,10 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
         reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
         raise _fail(settings, f"{exc.smtp_code} {reply}", "check the server's log") from None
     except ssl.SSLError as exc:
-        reason = getattr(exc, "verify_message", "") or exc.reason or str(exc)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {exc.verify_message}"
+        else:
+            reason = exc.reason or str(exc)
         raise _fail(
             settings,
             f"TLS failed: {reason}",
