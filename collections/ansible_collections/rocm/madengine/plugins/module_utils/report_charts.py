@@ -107,8 +107,8 @@ def _figure(width: float, height: float) -> Any:
 def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", series_title: str = "") -> Chart:
     """Horizontal bars, one group per model (top to bottom in first-seen order), one bar per series."""
     matplotlib = _matplotlib()
-    models = list(dict.fromkeys(bar.model for bar in bars))
-    series = list(dict.fromkeys(bar.series for bar in bars))
+    models = list(dict.fromkeys(entry.model for entry in bars))
+    series = list(dict.fromkeys(entry.series for entry in bars))
     per_bar = 0.8 / len(series)
     with matplotlib.rc_context(_RC):
         height = 1.0 + len(models) * max(0.34, 0.24 * len(series)) + (0.45 if len(series) > 1 else 0)
@@ -116,17 +116,17 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
         ax = fig.add_subplot()
         right = 0.0
         banded = False
-        for position, bar in enumerate(bars):
-            index = series.index(bar.series)
-            y = models.index(bar.model) - 0.4 + per_bar * (index + 0.5)
-            stats = _stats(bar.values)
+        for position, entry in enumerate(bars):
+            index = series.index(entry.series)
+            y = models.index(entry.model) - 0.4 + per_bar * (index + 0.5)
+            stats = _stats(entry.values)
             colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
-            edge = VERDICT_COLOURS.get(bar.verdict, colour) if bar.verdict in ("REGRESSED", "IMPROVED") else colour
-            if bar.band is not None:
+            edge = VERDICT_COLOURS.get(entry.verdict, colour) if entry.verdict in ("REGRESSED", "IMPROVED") else colour
+            if entry.band is not None:
                 ax.fill_betweenx(
                     [y - per_bar / 2, y + per_bar / 2],
-                    bar.band.low,
-                    bar.band.high,
+                    entry.band.low,
+                    entry.band.high,
                     facecolor=BAND_COLOUR,
                     edgecolor="#424242",
                     alpha=0.45,
@@ -136,8 +136,8 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
                     label=None if banded else "baseline ± tolerance",
                     gid=f"baseline-band-{position}",
                 )
-                ax.vlines(bar.band.value, y - per_bar / 2, y + per_bar / 2, colors="#212121", linewidth=1.5, zorder=5)
-                right = max(right, bar.band.high)
+                ax.vlines(entry.band.value, y - per_bar / 2, y + per_bar / 2, colors="#212121", linewidth=1.5, zorder=5)
+                right = max(right, entry.band.high)
                 banded = True
             whiskers = None
             if stats.count > 1:
@@ -151,17 +151,17 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
                 linewidth=2 if edge != colour else 0,
                 xerr=whiskers,
                 error_kw={"ecolor": "#212121", "capsize": 3, "elinewidth": 1},
-                label=bar.series if bar.series and bar.model == models[0] else None,
+                label=entry.series if entry.series and entry.model == models[0] else None,
             )
             right = max(right, stats.high)
             label = number(stats.median)
             if stats.count > 1:
                 label = f"median {label}  (n={stats.count}, {number(stats.low)}–{number(stats.high)})"
             ax.annotate(label, (stats.high, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
-            if bar.verdict:
-                change = f" {bar.change}%" if bar.change else ""
+            if entry.verdict:
+                change = f" {entry.change}%" if entry.change else ""
                 ax.annotate(
-                    f"{bar.verdict}{change}",
+                    f"{entry.verdict}{change}",
                     (0, y),
                     xytext=(4, 0),
                     textcoords="offset points",
@@ -169,7 +169,7 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
                     fontsize=7.5,
                     fontweight="bold",
                     color="white",
-                    bbox={"boxstyle": "round,pad=0.2", "facecolor": VERDICT_COLOURS.get(bar.verdict, "#616161")},
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": VERDICT_COLOURS.get(entry.verdict, "#616161")},
                 )
         ax.set_yticks(range(len(models)), labels=models)
         ax.set_ylim(len(models) - 0.5, -0.5)
@@ -188,7 +188,9 @@ def comparison_chart(metric: str, bars: Sequence[Bar], direction: str = "", seri
                 frameon=False,
                 fontsize=8,
             )
-    alt = f"{metric}: " + ", ".join(f"{bar.model} {bar.series} {number(_stats(bar.values).median)}" for bar in bars)
+    alt = f"{metric}: " + ", ".join(
+        f"{entry.model} {entry.series} {number(_stats(entry.values).median)}" for entry in bars
+    )
     return Chart(metric, fig, alt)
 
 
