@@ -21,6 +21,7 @@ from typing import Dict, Iterator, List
 import pytest
 from clirun import madengine
 
+from ansible_collections.rocm.madengine.plugins.module_utils import report_table
 from ansible_collections.rocm.madengine.plugins.module_utils.perfcsv import ALL_COLUMNS
 
 pytestmark = pytest.mark.integration
@@ -145,6 +146,13 @@ def write_csv(path: Path, rows: List[Dict[str, str]]) -> None:
 
 def test_hosts_repeats_and_verdicts_render(tmp_path: Path) -> None:
     write_csv(tmp_path / "nightly.csv", synthetic_rows())
+    for bad in ("missing.csv", "."):
+        result = madengine(tmp_path, "report", "to-html", "--csv-file-path", bad)
+        assert result.rc == 1 and result.stderr.count("error:") == 1 and bad in result.stderr, result.output
+    result = madengine(tmp_path, "report", "to-html", "--csv-file-path", "nightly.csv", "--table-only")
+    assert result.rc == 0, result.output
+    bare = report_table.bare_table_html(report_table.read_csv(str(tmp_path / "nightly.csv")))
+    assert (tmp_path / "nightly.html").read_text() == bare
     result = madengine(tmp_path, "report", "to-html", "--csv-file", "nightly.csv", "-o", "out/report.html")
     assert result.rc != 0 and "cannot write" in result.output  # out/ does not exist: one line, no traceback
     assert "Traceback" not in result.output
