@@ -147,8 +147,10 @@ def test_no_history_no_trends_and_cid_mode_returns_pngs() -> None:
     assert page.html.count('src="cid:chart') == 2 and "<svg" not in page.html
 
 
-def test_table_keeps_the_given_column_order_and_colours_status() -> None:
-    rows = [row("a", status="FAILURE", extra_col="x")]
-    page = report_html.build_page([ReportSection("p", rows, columns=["status", "model"])], charts_as="none").html
-    assert re.search(r"<th>status</th>\s*<th>model</th>\s*</tr>", page)
+def test_table_shows_key_columns_first_then_the_given_order_and_colours_status() -> None:
+    rows = [row("a", status="FAILURE", extra_col="x", zeta="1")]
+    columns = ["zeta", "performance", "status", "alpha", "model"]
+    page = report_html.build_page([ReportSection("p", rows, columns=columns)], charts_as="none").html
+    header = re.findall(r"<th>([^<]+)</th>", page.split('<table class="rows">')[1])
+    assert header == ["model", "status", "performance", "zeta", "alpha"]
     assert '<td class="FAILURE">FAILURE</td>' in page and "extra_col" not in page

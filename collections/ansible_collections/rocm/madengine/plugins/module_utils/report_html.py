@@ -15,6 +15,19 @@ from . import report_charts as charts
 MAX_SERIES = 8  # a comparison chart shows at most the latest 8 runs (or hosts @ runs)
 VERDICTS = ("REGRESSED", "IMPROVED", "UNCHANGED", "NEW", "MISSING")
 STATUSES = ("SUCCESS", "FAILURE", "SKIPPED")
+# The table shows these first (when the CSV has them), then every other column in the CSV's order.
+LEADING_COLUMNS = (
+    "model",
+    "machine_name",
+    "status",
+    "verdict",
+    "performance",
+    "metric",
+    "relative_change",
+    "repeat",
+    "failure_reason",
+    "run_id",
+)
 
 
 @dataclass(frozen=True)
@@ -278,6 +291,7 @@ def _cell(column: str, value: Any) -> str:
 
 def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     names = list(columns) or list(dict.fromkeys(key for row in rows for key in row))
+    names = [name for name in LEADING_COLUMNS if name in names] + [n for n in names if n not in LEADING_COLUMNS]
     parts = ['<div class="scroll"><table class="rows">', "<thead><tr>"]
     parts += [f"<th>{_e(name)}</th>" for name in names]
     parts.append("</tr></thead><tbody>")
