@@ -4,6 +4,7 @@ STARTTLS and AUTH) whose received message is read back."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import email
 import email.policy
@@ -217,8 +218,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
+@contextlib.contextmanager
+def smtp_server(tmp_path: Path, tls: str = "starttls") -> Iterator[Mailbox]:
+    """A real aiosmtpd server on loopback with AUTH; tls: "starttls" (required), "implicit" or "none"."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -246,21 +248,26 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
             box.logins.append(f"{mechanism}:{'ok' if ok else 'rejected'}")
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd replies 535 itself
 
-    controller = Controller(
-        Handler(),
-        hostname=box.host,
-        port=box.port,
-        tls_context=context,
-        require_starttls=True,
-        authenticator=authenticator,
-        auth_required=True,
-        auth_require_tls=True,
-    )
+    options: Dict[str, object] = {"authenticator": authenticator, "auth_required": True}
+    if tls == "starttls":
+        options.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+    elif tls == "implicit":
+        # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; this connection is TLS from its first byte.
+        options.update(ssl_context=context, auth_require_tls=False)
+    else:
+        options.update(auth_require_tls=False)
+    controller = Controller(Handler(), hostname=box.host, port=box.port, **options)
     controller.start()
     try:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
+    with smtp_server(tmp_path) as box:
+        yield box
 
 
 def report_dir(tmp_path: Path) -> Path:
@@ -344,3 +351,29 @@ def test_to_email_table_only_is_the_originals_file(tmp_path: Path) -> None:
     empty.mkdir()
     result = madengine(tmp_path, "report", "to-email", "--dir", str(empty))
     assert result.rc == 0 and "nothing written" in result.stdout and list(empty.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # our deliberately plain servers
+def test_implicit_tls_delivers(tmp_path: Path) -> None:
+    directory = report_dir(tmp_path)
+    with smtp_server(tmp_path, tls="implicit") as box:
+        env = box.env(MADENGINE_SMTP_SSL="1", MADENGINE_SMTP_TO="a@example.org", MADENGINE_SMTP_SUBJECT="Nightly")
+        result = madengine(tmp_path, "report", "to-email", "--dir", str(directory), "--send", env=env)
+        assert result.rc == 0, result.output
+        (received,) = box.messages
+    message = email.message_from_bytes(received["data"], policy=email.policy.default)  # type: ignore[arg-type]
+    assert message["Subject"] == "Nightly" and received["to"] == ["a@example.org"]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # our deliberately plain servers
+def test_password_is_not_sent_unencrypted_unless_allowed(tmp_path: Path) -> None:
+    directory = report_dir(tmp_path)
+    with smtp_server(tmp_path, tls="none") as box:
+        env = box.env(MADENGINE_SMTP_STARTTLS="0", MADENGINE_SMTP_TO="a@example.org")
+        result = madengine(tmp_path, "report", "to-email", "--dir", str(directory), "--send", env=env)
+        assert result.rc == 4 and "unencrypted" in result.stderr and "MADENGINE_SMTP_ALLOW_PLAIN=1" in result.stderr
+        assert box.logins == [] and box.messages == [] and not (directory / "run_results.html").exists()
+        env["MADENGINE_SMTP_ALLOW_PLAIN"] = "1"
+        result = madengine(tmp_path, "report", "to-email", "--dir", str(directory), "--send", env=env)
+        assert result.rc == 0, result.output
+        assert box.logins and len(box.messages) == 1

@@ -118,7 +118,7 @@ def load_settings(
     ca_file = str(values.get("ca_file", ""))
     if ca_file and not os.path.isfile(ca_file):
         raise ConfigError(f"SMTP CA file {ca_file} does not exist", hint="fix MADENGINE_SMTP_CA_FILE (a PEM file)")
-    return SmtpSettings(
+    settings = SmtpSettings(
         host=host,
         port=port,
         sender=sender,
@@ -131,6 +131,18 @@ def load_settings(
         subject=str(values.get("subject", "")),
         allow_plain=_flag(values.get("allow_plain", False), "allow_plain"),
     )
+    refuse_plain_auth(settings)
+    return settings
+
+
+def refuse_plain_auth(settings: SmtpSettings) -> None:
+    """ConfigError when the password would cross the network unencrypted and that was not explicitly allowed."""
+    encrypted = settings.implicit_tls or settings.starttls
+    if settings.user and not encrypted and not settings.allow_plain:
+        raise ConfigError(
+            f"refusing to send the SMTP password for {settings.user} to {settings.where} unencrypted",
+            hint="enable MADENGINE_SMTP_STARTTLS or MADENGINE_SMTP_SSL, or set MADENGINE_SMTP_ALLOW_PLAIN=1",
+        )
 
 
 def build_message(
@@ -174,12 +186,7 @@ def _fail(settings: SmtpSettings, what: str, hint: str) -> MadengineError:
 
 def send(settings: SmtpSettings, message: EmailMessage) -> None:
     """Deliver `message`; raise MadengineError (one line naming host:port and what to do) on any failure."""
-    encrypted = settings.implicit_tls or settings.starttls
-    if settings.user and not encrypted and not settings.allow_plain:
-        raise ConfigError(
-            f"refusing to send the SMTP password for {settings.user} to {settings.where} unencrypted",
-            hint="enable MADENGINE_SMTP_STARTTLS or MADENGINE_SMTP_SSL, or set MADENGINE_SMTP_ALLOW_PLAIN=1",
-        )
+    refuse_plain_auth(settings)
     client: Optional[smtplib.SMTP] = None
     try:
         if settings.implicit_tls:
