@@ -6,7 +6,8 @@
 # Kubernetes binaries, about 16 minutes, cached in /var/cache/madengine-k8s),
 # a MongoDB wire-protocol server with auth on 127.0.0.1:27018 (scripts/setup-mongo.sh: settings in
 # /var/tmp/madengine-mongo/mongo.env), the JUnit schema junit-10.xsd (scripts/setup-schemas.sh: in
-# /var/cache/madengine-schemas), and a virtual environment in .venv with madengine installed from this checkout.
+# /var/cache/madengine-schemas), a headless Chromium and fonts for the report tests (scripts/setup-reporting.sh),
+# and a virtual environment in .venv with madengine installed from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ bash scripts/setup-infra.sh
 bash scripts/setup-slurm.sh
 bash scripts/setup-k8s.sh
 bash scripts/setup-mongo.sh
+bash scripts/setup-reporting.sh
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
