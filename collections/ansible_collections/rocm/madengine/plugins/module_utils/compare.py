@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import perfcsv, results_store
 from .directions import DEFAULT_TOLERANCE, HIGHER, Directions
-from .errors import ConfigError
+from .errors import EXIT_REGRESSION, EXIT_SUCCESS, ConfigError
 from .stats import ALPHA, Stats, describe, mann_whitney_u
 
 IMPROVED, REGRESSED, UNCHANGED, NEW, MISSING = "IMPROVED", "REGRESSED", "UNCHANGED", "NEW", "MISSING"
@@ -275,9 +275,7 @@ def load_rows(spec: str, db_path: Optional[str], option: str = "--baseline") -> 
         )
     rows = results_store.rows_of_run(db_path, spec)
     if not rows:
-        raise ConfigError(
-            f"{option} {spec}: no run {spec} in {db_path}", hint="list the runs with 'madengine history'"
-        )
+        raise ConfigError(f"{option} {spec}: no run {spec} in {db_path}", hint="list the runs with 'madengine history'")
     return spec, rows
 
 
@@ -296,3 +294,11 @@ def sample_stats(rows: Iterable[Mapping[str, Any]]) -> List[Tuple[Key, Stats]]:
         if stats is not None:
             result.append((key, stats))
     return result
+
+
+def gate_exit_code(code: int, comparison: Optional[Comparison], fail_on_regression: bool) -> int:
+    """The exit code with the regression gate: EXIT_REGRESSION (5) when asked for, something REGRESSED and
+    nothing worse happened (an interrupt, run failure 3 and build failure 2 keep their codes)."""
+    if code == EXIT_SUCCESS and fail_on_regression and comparison is not None and comparison.regressed:
+        return EXIT_REGRESSION
+    return code

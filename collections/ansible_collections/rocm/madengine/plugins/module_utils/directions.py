@@ -92,9 +92,7 @@ class Directions:
 def _direction_value(path: str, where: str, value: Any) -> str:
     text = str(value).strip().lower() if isinstance(value, str) else ""
     if text not in (HIGHER, LOWER):
-        raise ConfigError(
-            f"--directions {path}: {where}: {value!r} is not a direction", hint="use 'higher' or 'lower'"
-        )
+        raise ConfigError(f"--directions {path}: {where}: {value!r} is not a direction", hint="use 'higher' or 'lower'")
     return text
 
 

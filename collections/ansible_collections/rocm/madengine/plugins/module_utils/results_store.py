@@ -156,7 +156,8 @@ def _performance(row: Mapping[str, Any]) -> Optional[float]:
         return None
 
 
-def record_run(path: str, info: RunInfo, rows: Iterable[Mapping[str, Any]], log_paths: Optional[Mapping[str, str]] = None
+def record_run(
+    path: str, info: RunInfo, rows: Iterable[Mapping[str, Any]], log_paths: Optional[Mapping[str, str]] = None
 ) -> int:
     """Record a run and its rows in one transaction; rows already recorded (same run and values) are skipped.
     A run recorded again keeps its first start and its newest end. Returns the number of rows added.
