@@ -99,3 +99,32 @@ def record(
 def log_paths_of(runs: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
     """model -> log path from a run outcome's successful_runs/failed_runs entries."""
     return {str(r.get("model", "")): str(r.get("log") or "") for r in runs if r.get("log")}
+
+
+def record_rows(
+    db_path: Optional[str],
+    rows: Sequence[Mapping[str, Any]],
+    reporter: Reporter,
+    *,
+    target: str,
+    package_dir: str,
+    context: Mapping[str, Any],
+) -> int:
+    """Record merged rows (a fleet's, by the aggregate role) as one run per run_id; the store skips rows it has.
+    Returns the number of rows added; a failure is a warning (see record)."""
+    by_run: Dict[str, List[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_run.setdefault(str(row.get("run_id") or ""), []).append(row)
+    added = 0
+    for run_id, run_rows in by_run.items():
+        added += record(
+            db_path,
+            run_id or "unknown",
+            run_rows,
+            reporter,
+            target=target,
+            package_dir=package_dir,
+            context=context,
+            started_at="",
+        )
+    return added
