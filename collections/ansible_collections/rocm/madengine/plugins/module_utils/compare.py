@@ -4,6 +4,7 @@ repeats."""
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ def performance_of(row: Mapping[str, Any]) -> Optional[float]:
         value = float(str(row.get("performance", "")).strip())
     except ValueError:
         return None
-    return value if value == value else None
+    return None if math.isnan(value) else value
 
 
 def key_of(row: Mapping[str, Any]) -> Key:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ def parse_tolerance(value: Any, option: str = "--tolerance") -> float:
         number = float(text.rstrip("%").strip())
     except ValueError:
         raise ConfigError(f"{option} {value!r} is not a number", hint="use e.g. 5%, 5 or 0.05") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ConfigError(f"{option} {value!r} is not a number", hint="use e.g. 5%, 5 or 0.05")
     if number < 0:
         raise ConfigError(f"{option} {value!r}: must not be negative", hint="use e.g. 5%, 5 or 0.05")

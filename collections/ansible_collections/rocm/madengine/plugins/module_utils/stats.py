@@ -56,9 +56,9 @@ def _exact_cdf_counts(n1: int, n2: int) -> List[int]:
     """counts[u] = number of arrangements of n1 x's and n2 y's with U statistic u (no ties); recurrence
     f(n1, n2, u) = f(n1 - 1, n2, u - n2) + f(n1, n2 - 1, u)."""
     # table[j][u] for the current i (number of x's), j = number of y's
-    table = [[1] + [0] * (n1 * n2) for _ in range(n2 + 1)]  # i = 0: U is always 0
+    table = [[1] + [0] * (n1 * n2) for _j in range(n2 + 1)]  # i = 0: U is always 0
     for i in range(1, n1 + 1):
-        new = [[0] * (n1 * n2 + 1) for _ in range(n2 + 1)]
+        new = [[0] * (n1 * n2 + 1) for _j in range(n2 + 1)]
         new[0][0] = 1
         for j in range(1, n2 + 1):
             for u in range(i * j + 1):
