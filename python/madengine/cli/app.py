@@ -231,10 +231,9 @@ def run(
         db_path = results_store.resolve_path(results_db, output)
         if fail_on_regression and not baseline:
             raise ConfigError("--fail-on-regression needs --baseline", hint="name the run to compare with")
-        base = None
-        if baseline:
-            tol = directions.parse_tolerance(tolerance)
-            base = compare.load_baseline(baseline, db_path, tol, directions.load_directions(directions_file))
+        tol = directions.parse_tolerance(tolerance)
+        dirs = directions.load_directions(directions_file)
+        base = compare.load_baseline(baseline, db_path, tol, dirs) if baseline else None
         if manifest_file and not inventory:
             ctx = workflow.context_with_manifest(ctx, ".", manifest_file)
         options = runmod.RunOptions(
