@@ -102,3 +102,14 @@ def test_store_keeps_provenance_and_history_lists_runs(mad_package: Path) -> Non
     disabled = madengine(mad_package, "run", "--tags", "dummy_perf", "--run-id", "p3", "--results-db", "none")
     assert disabled.rc == 0
     assert [r["run_id"] for r in json.loads(madengine(mad_package, "history", "--json").stdout)] == ["p2", "p1"]
+
+
+def test_compare_and_history_input_errors_are_one_line(mad_package: Path, tmp_path: Path) -> None:
+    missing_store = madengine(mad_package, "history")
+    assert missing_store.rc == 4 and "no such store" in missing_store.stderr
+    unknown = madengine(mad_package, "compare", "nosuch.csv", "other")
+    assert unknown.rc == 4 and "RUN_A nosuch.csv: no such file" in unknown.stderr
+    bad_directions = tmp_path / "d.yaml"
+    bad_directions.write_text("metrics:\n  ms: sideways\n")
+    result = madengine(mad_package, "compare", "a", "b", "--directions", str(bad_directions))
+    assert result.rc == 4 and "metrics.ms" in result.stderr and len(result.stderr.strip().splitlines()) == 1
