@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.rocm.madengine.plugins.module_utils import compare, results_store
+from ansible_collections.rocm.madengine.plugins.module_utils import compare, result_sources, results_store
 from ansible_collections.rocm.madengine.plugins.module_utils.directions import (
     Directions,
     default_direction,
@@ -152,19 +152,19 @@ def test_load_rows_from_perf_csv_store_and_errors(tmp_path) -> None:
 
     csv_path = tmp_path / "perf.csv"
     perfcsv.append_rows(str(csv_path), [row(run_id="old", perf="1"), row(run_id="new", perf="2")])
-    label, rows = compare.load_rows(str(csv_path), None)
+    label, rows = result_sources.load_rows(str(csv_path), None)
     assert label == f"new@{csv_path}" and [r["performance"] for r in rows] == ["2"]
-    label, rows = compare.load_rows(f"old@{csv_path}", None)
+    label, rows = result_sources.load_rows(f"old@{csv_path}", None)
     assert [r["performance"] for r in rows] == ["1"]
     db = str(tmp_path / "s.sqlite")
     results_store.record_run(db, results_store.RunInfo("run1"), [row(run_id="run1", perf="7")])
-    assert compare.load_rows("run1", db)[1][0]["performance"] == "7"
+    assert result_sources.load_rows("run1", db)[1][0]["performance"] == "7"
     for spec, needle in (("nosuch", "no run nosuch"), (f"zzz@{csv_path}", "no rows of run zzz"),
                          ("missing.csv", "no such file")):  # fmt: skip
         with pytest.raises(ConfigError, match=needle):
-            compare.load_rows(spec, db)
+            result_sources.load_rows(spec, db)
     with pytest.raises(ConfigError, match="no results store"):
-        compare.load_rows("run1", None)
+        result_sources.load_rows("run1", None)
 
 
 def test_sample_stats_per_key() -> None:

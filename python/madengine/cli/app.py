@@ -323,7 +323,8 @@ def run(
         session = workflow.session_rows(result)
         if repeat > 1:
             render.stats_table(compare.sample_stats(session), title=f"Repeats ({repeat} per model)")
-        comparison = base.compare(session, options.run_id) if base is not None else None
+        collected = deployed is None or deployed.target == "local" or deployed.collected
+        comparison = base.compare(session, options.run_id) if base is not None and collected else None
         if comparison is not None:
             render.verdict_table(comparison)
         if result.interrupted is not None:

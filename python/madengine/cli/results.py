@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ansible_collections.rocm.madengine.plugins.module_utils import compare, directions, results_store
+from ansible_collections.rocm.madengine.plugins.module_utils import compare, directions, result_sources, results_store
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import ConfigError
 from madengine.cli import render
 from madengine.cli.common import VerboseOpt, errors_as_messages
@@ -80,8 +80,8 @@ def compare_runs(
         tol = directions.parse_tolerance(tolerance)
         dirs = directions.load_directions(directions_file)
         db = results_store.resolve_path(results_db, "perf.csv")
-        label_a, rows_a = compare.load_rows(run_a, db, option="RUN_A")
-        label_b, rows_b = compare.load_rows(run_b, db, option="RUN_B")
+        label_a, rows_a = result_sources.load_rows(run_a, db, option="RUN_A")
+        label_b, rows_b = result_sources.load_rows(run_b, db, option="RUN_B")
         comparison = compare.compare_rows(rows_a, rows_b, tol, dirs, label_a, label_b)
         if as_json:
             print(json.dumps(comparison.as_dict(), indent=2))
