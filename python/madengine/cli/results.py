@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ansible_collections.rocm.madengine.plugins.module_utils import compare, directions, result_sources, results_store
+from ansible_collections.rocm.madengine.plugins.module_utils import results_store
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import ConfigError
 from madengine.cli import render
 from madengine.cli.common import VerboseOpt, errors_as_messages
@@ -76,6 +76,8 @@ def compare_runs(
     verbose: bool = VerboseOpt,
 ) -> None:
     """Compare two runs key by key (model, metric, machine): relative change and a verdict each."""
+    from ansible_collections.rocm.madengine.plugins.module_utils import compare, directions, result_sources
+
     with errors_as_messages(verbose):
         tol = directions.parse_tolerance(tolerance)
         dirs = directions.load_directions(directions_file)
