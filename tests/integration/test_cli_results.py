@@ -72,6 +72,12 @@ def test_repeat_five_gives_rows_statistics_and_a_significant_verdict(mad_package
     assert [r["repeat"] for r in rows] == ["1", "2", "3", "4", "5"]
     assert all(r["status"] == "SUCCESS" and r["run_id"] == "r5" for r in rows)
     assert "Repeats (5 per model)" in base.stdout and "CV%" in base.stdout
+    conn = sqlite3.connect(mad_package / DEFAULT_NAME)
+    logs = conn.execute("SELECT repeat, log_path FROM rows WHERE run_id = 'r5' ORDER BY id").fetchall()
+    assert [(r, Path(p).name) for r, p in logs] == [
+        (str(i), f"dummy_perf_dummy.ubuntu.cpu.repeat{i}.run.live.log") for i in range(1, 6)
+    ]
+    assert all(Path(p).is_file() for _r, p in logs)
     slow = madengine(
         mad_package, "run", "--tags", "dummy_perf", "--repeat", "5", "--run-id", "s5", "-c", SLOWER,
         "--baseline", "r5",

@@ -56,7 +56,7 @@ def test_recording_the_same_rows_twice_adds_nothing(tmp_path) -> None:
 def test_provenance_is_kept_and_secrets_redacted(tmp_path) -> None:
     db = str(tmp_path / "s.sqlite")
     ctx = {"docker_env_vars": {"HF_TOKEN": "s3cr3t", "X": "1"}, "registry_password": "pw"}
-    results_store.record_run(db, info(context=ctx, git_commit="abc", command="madengine run"), [row()], {"m": "m.log"})
+    results_store.record_run(db, info(context=ctx, git_commit="abc", command="madengine run"), [row()], ["m.log"])
     text = open(db, "rb").read() + b"".join(p.read_bytes() for p in tmp_path.glob("s.sqlite-*"))
     assert b"s3cr3t" not in text and b'"pw"' not in text
     (run,) = results_store.runs(db)

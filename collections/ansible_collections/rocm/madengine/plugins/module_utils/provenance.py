@@ -69,7 +69,7 @@ def record(
     context: Mapping[str, Any],
     started_at: str,
     tags: Sequence[str] = (),
-    log_paths: Optional[Mapping[str, str]] = None,
+    log_paths: Optional[Sequence[str]] = None,
     host: str = "",
 ) -> int:
     """Record the run's rows in the store at db_path (None: disabled). A failure is a warning, never an error:
@@ -94,11 +94,6 @@ def record(
         message = exc.one_line() if isinstance(exc, MadengineError) else str(exc)
         reporter.warn(f"results store {db_path}: the run was not recorded ({message}); its rows are in perf.csv")
         return 0
-
-
-def log_paths_of(runs: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
-    """model -> log path from a run outcome's successful_runs/failed_runs entries."""
-    return {str(r.get("model", "")): str(r.get("log") or "") for r in runs if r.get("log")}
 
 
 def record_rows(

@@ -157,14 +157,14 @@ def _performance(row: Mapping[str, Any]) -> Optional[float]:
 
 
 def record_run(
-    path: str, info: RunInfo, rows: Iterable[Mapping[str, Any]], log_paths: Optional[Mapping[str, str]] = None
+    path: str, info: RunInfo, rows: Iterable[Mapping[str, Any]], log_paths: Optional[Sequence[str]] = None
 ) -> int:
     """Record a run and its rows in one transaction; rows already recorded (same run and values) are skipped.
     A run recorded again keeps its first start and its newest end. Returns the number of rows added.
-    log_paths: model -> log file, when known."""
+    log_paths: the run log of each row, in the same order, when known."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     stamp = now()
-    log_paths = log_paths or {}
+    logs = list(log_paths or [])
     with connect(path) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -187,7 +187,7 @@ def record_run(
                 ),
             )
             added = 0
-            for row in rows:
+            for index, row in enumerate(rows):
                 model = str(row.get("model", ""))
                 cursor = conn.execute(
                     "INSERT OR IGNORE INTO rows (run_id, row_key, model, machine_name, args, metric, performance,"
@@ -206,7 +206,7 @@ def record_run(
                         str(row.get("repeat", "") or ""),
                         str(row.get("image_digest", "")),
                         str(row.get("docker_image", "")),
-                        log_paths.get(model, ""),
+                        logs[index] if index < len(logs) else "",
                         stamp,
                         json.dumps(dict(row), sort_keys=True, default=str),
                     ),

@@ -81,11 +81,13 @@ class RunOutcome:
     failed_runs: List[Dict[str, Any]] = field(default_factory=list)
     interrupted: Optional[interrupts.Interrupted] = None  # the signal that cut the run short
     kept: List[str] = field(default_factory=list)  # run directories left on purpose (--keep-model-dir)
+    logs: List[str] = field(default_factory=list)  # the run log of each of `rows` ('' when none)
 
     def record(
         self, rows: Sequence[Dict[str, Any]], model: str, image: str, duration: float, log_path: str = ""
     ) -> None:
         self.rows.extend(rows)
+        self.logs.extend([log_path] * len(rows))
         ok = all(r["status"] in (STATUS_SUCCESS, STATUS_SKIPPED) for r in rows)
         status = rows[0]["status"] if len(rows) == 1 else (STATUS_SUCCESS if ok else STATUS_FAILURE)
         entry: Dict[str, Any] = {"model": model, "image": image, "status": status, "log": log_path}

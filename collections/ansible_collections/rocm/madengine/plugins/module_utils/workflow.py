@@ -101,7 +101,7 @@ def execute(
             context=options.context,
             started_at=started_at,
             tags=build_options.tags if build_options is not None else (),
-            log_paths=provenance.log_paths_of(outcome.successful_runs + outcome.failed_runs),
+            log_paths=outcome.logs,
         )
     return result
 
