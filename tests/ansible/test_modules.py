@@ -11,6 +11,8 @@ from typing import Dict, List
 import pytest
 from modrun import Ansible, Package
 
+from ansible_collections.rocm.madengine.plugins.module_utils import results_store
+
 pytestmark = pytest.mark.integration
 
 SECRET = "Pw-never-shown-7c1e9a"
@@ -348,6 +350,7 @@ def test_parse_perf_host_results_add_rows_for_missing_models(
         "dest": str(dest),
         "summary": str(summary),
         "run_id": "fleet-1",
+        "results_db": str(tmp_path / "store.sqlite"),
     }
     merged = ansible.module("parse_perf", args)
     assert merged.rc == 0, merged.output
@@ -359,10 +362,15 @@ def test_parse_perf_host_results_add_rows_for_missing_models(
     assert merged.data["hosts"]["gpu2"]["message"] == "ssh timed out"
     totals = json.loads(summary.read_text(encoding="utf-8"))
     assert totals["dest"] == str(dest) and totals["success"] == 1 and totals["failure"] == 1
+    assert merged.data["rows_recorded"] == 2
+    (run,) = results_store.runs(str(tmp_path / "store.sqlite"))
+    assert (run["run_id"], run["target"], run["success"], run["failure"]) == ("fleet-1", "fleet", 1, 1)
 
     again = ansible.module("parse_perf", args)
     assert again.rc == 0 and again.changed is False, again.output
     assert len(csv_rows(dest)) == 2
+    assert again.data["rows_recorded"] == 0
+    assert len(results_store.rows_of_run(str(tmp_path / "store.sqlite"), "fleet-1")) == 2
 
 
 # the oldest target Python -----------------------------------------------------------------------------------

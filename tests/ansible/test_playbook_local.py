@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.rocm.madengine.plugins.module_utils import results_store
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
@@ -33,13 +35,22 @@ def local_playbook(package: Path, name: str, *extravars: str) -> subprocess.Comp
 
 
 def test_benchmark_with_the_local_inventory(mad_package: Path) -> None:
-    result = local_playbook(mad_package, "benchmark.yml", "madengine_tags=dummy")
+    result = local_playbook(mad_package, "benchmark.yml", "madengine_tags=dummy", "madengine_repeat=2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     with open(mad_package / "perf.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["model"], r["machine_name"], r["status"]) for r in rows] == [("dummy", "localhost", "SUCCESS")]
+    assert [(r["model"], r["machine_name"], r["status"], r["repeat"]) for r in rows] == [
+        ("dummy", "localhost", "SUCCESS", "1"),
+        ("dummy", "localhost", "SUCCESS", "2"),
+    ]
+    # the aggregate role merged the rows into the controller's results store too
+    (run,) = results_store.runs(str(mad_package / results_store.DEFAULT_NAME))
+    assert (run["run_id"], run["target"], run["success"]) == (rows[0]["run_id"], "fleet", 2)
     assert (mad_package / "perf_summary.json").is_file()
-    assert (mad_package / "hosts" / "localhost" / "logs" / "dummy_dummy.ubuntu.cpu.run.live.log").is_file()
+    for repeat in (1, 2):
+        assert (
+            mad_package / "hosts" / "localhost" / "logs" / f"dummy_dummy.ubuntu.cpu.repeat{repeat}.run.live.log"
+        ).is_file()
 
     # stop.yml for a run that has ended: nothing to stop, nothing left to remove
     stop = local_playbook(mad_package, "stop.yml", f"madengine_run_id={rows[0]['run_id']}")

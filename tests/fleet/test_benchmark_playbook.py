@@ -14,6 +14,8 @@ from typing import Dict, List
 
 import pytest
 
+from ansible_collections.rocm.madengine.plugins.module_utils import results_store
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK = REPO_ROOT / "playbooks" / "benchmark.yml"
 pytestmark = pytest.mark.integration
@@ -226,7 +228,18 @@ def test_cli_run_with_inventory(fleet, package: Path, tmp_path: Path) -> None:
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "python"), str(REPO_ROOT / "collections")]),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "madengine", "run", "--tags", "dummy", "--inventory", str(inventory_dir)],
+        [
+            sys.executable,
+            "-m",
+            "madengine",
+            "run",
+            "--tags",
+            "dummy",
+            "--inventory",
+            str(inventory_dir),
+            "--repeat",
+            "2",
+        ],
         cwd=package,
         env=env,
         capture_output=True,
@@ -237,8 +250,13 @@ def test_cli_run_with_inventory(fleet, package: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = read_perf(package / "perf.csv")
-    assert sorted((r["machine_name"], r["status"]) for r in rows) == [(n, "SUCCESS") for n in fleet.names]
+    assert sorted((r["machine_name"], r["status"], r["repeat"]) for r in rows) == [
+        (n, "SUCCESS", repeat) for n in fleet.names for repeat in ("1", "2")
+    ]
     assert "SUCCESS" in result.stdout and "PLAY" in result.stderr
+    assert "Repeats (2 per model and host)" in result.stdout
+    (run,) = results_store.runs(str(package / results_store.DEFAULT_NAME))
+    assert (run["run_id"], run["target"], run["success"]) == (rows[0]["run_id"], "fleet", 2 * len(fleet.names))
 
 
 def test_limit_aggregates_only_the_limited_hosts(fleet, package: Path, tmp_path: Path) -> None:

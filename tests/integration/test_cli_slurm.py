@@ -297,3 +297,24 @@ def test_ctrl_c_while_waiting_cancels_the_jobs_and_still_writes_the_rows(mad_pac
     while "JobState=CANCELLED" not in slurm_cluster.run("scontrol", "show", "job", "-o", job_id).stdout:
         assert time.monotonic() < deadline, "madengine did not cancel its job"
         time.sleep(0.5)
+
+
+def test_baseline_verdicts_and_the_store_on_slurm(mad_package, slurm_cluster):
+    first = madengine(mad_package, "run", "--tags", "dummy_perf", "-c", slurm_ctx(), env=slurm_cluster.env)
+    assert first.rc == 0, first.output
+    slower = json.loads(slurm_ctx())
+    slower["docker_env_vars"] = {"DUMMY_PERF": "50"}
+    second = madengine(
+        mad_package, "run", "--tags", "dummy_perf", "-c", json.dumps(slower), "--baseline", "perf.csv",
+        "--fail-on-regression", env=slurm_cluster.env,
+    )  # fmt: skip
+    assert second.rc == 5, second.output
+    base, new = perf_rows(mad_package)
+    assert new["verdict"] == "REGRESSED" and float(new["relative_change"]) < -40 and base["verdict"] == ""
+    history = json.loads(madengine(mad_package, "history", "--json").stdout)
+    assert [(r["run_id"], r["target"], r["success"]) for r in history] == [
+        (new["run_id"], "slurm", 1),
+        (base["run_id"], "slurm", 1),
+    ]
+    refused = madengine(mad_package, "run", "--tags", "dummy_perf", "-c", slurm_ctx(), "--repeat", "2")
+    assert refused.rc == 4 and "not supported on the slurm target" in refused.stderr, refused.output

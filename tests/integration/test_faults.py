@@ -215,13 +215,14 @@ def test_output_on_a_full_file_system_is_one_line_and_perf_csv_keeps_its_rows(ma
     free space on its file system or make it writable (or write the results elsewhere), then run again`;
     perf.csv keeps exactly its earlier bytes (no half row), and appending works again once there is room."""
     output = small_fs / "perf.csv"
-    first = madengine(mad_package, "run", "--tags", "dummy", "--output", str(output))
+    no_store = {"MADENGINE_RESULTS_DB": "none"}  # perf.csv alone on the small file system
+    first = madengine(mad_package, "run", "--tags", "dummy", "--output", str(output), env=no_store)
     assert first.rc == 0, first.output
     pad_to_page_end(output, slack=8)
     before = output.read_bytes()
     filler = fill(small_fs)
 
-    result = madengine(mad_package, "run", "--tags", "dummy", "--output", str(output))
+    result = madengine(mad_package, "run", "--tags", "dummy", "--output", str(output), env=no_store)
     assert result.rc == 1, result.output
     no_traceback(result.output)
     assert error_lines(result.stderr) == [
@@ -232,10 +233,23 @@ def test_output_on_a_full_file_system_is_one_line_and_perf_csv_keeps_its_rows(ma
     assert sorted(p.name for p in small_fs.iterdir()) == ["filler", "perf.csv"]
 
     filler.unlink()
-    again = madengine(mad_package, "run", "--tags", "dummy", "--output", str(output))
+    again = madengine(mad_package, "run", "--tags", "dummy", "--output", str(output), env=no_store)
     assert again.rc == 0, again.output
     assert output.read_bytes().startswith(before)
     assert [r["status"] for r in perfcsv.read_rows(str(output))] == ["SUCCESS"] * 3
+
+
+def test_a_full_results_store_is_a_warning_and_the_run_keeps_its_exit_code(mad_package: Path, small_fs) -> None:
+    """The results store on a full file system: the run warns that it was not recorded, exits 0, and its row is in
+    perf.csv."""
+    store = small_fs / "store.sqlite"
+    fill(small_fs)
+    result = madengine(mad_package, "run", "--tags", "dummy", "--results-db", str(store))
+    assert result.rc == 0, result.output
+    no_traceback(result.output)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: results store")]
+    assert len(warnings) == 1 and "the run was not recorded" in warnings[0], result.stderr
+    assert [r["status"] for r in perfcsv.read_rows(str(mad_package / "perf.csv"))] == ["SUCCESS"]
 
 
 def test_read_only_perf_csv_is_one_line_and_exit_1(mad_package: Path, small_fs) -> None:

@@ -127,7 +127,7 @@ def test_legacy_24_column_file_is_migrated_by_name(tmp_path):
     perfcsv.append_rows(str(path), [row("new_model", nnodes="1")])
     header = header_of(path)
     assert ",".join(header[:29]) == HEADER_29
-    assert tuple(header[29:33]) == perfcsv.EXTRA_COLUMNS
+    assert tuple(header[29:35]) == perfcsv.EXTRA_COLUMNS
     old, new = perfcsv.read_rows(str(path))
     legacy_names = [name.strip() for name in LEGACY_24.split(",")]
     assert {name: old[name] for name in legacy_names} == dict(zip(legacy_names, legacy_values))
@@ -210,7 +210,7 @@ def test_concurrent_appends_lose_no_row(tmp_path):
     assert names == sorted(f"w{w}_{i}" for w in range(workers) for i in range(count))
     header = header_of(path)
     assert ",".join(header[:29]) == HEADER_29
-    assert sorted(header[33:]) == [f"col_w{w}" for w in range(workers)]
+    assert sorted(header[35:]) == [f"col_w{w}" for w in range(workers)]
     for r in rows:
         worker, index = r["model"][1:].split("_")
         assert r[f"col_w{worker}"] == (index if int(index) % 5 == 0 else "")

@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import sys
-from typing import List, Optional, Type
+from typing import Any, List, Optional, Type
 
 import typer
 
@@ -20,7 +20,7 @@ from ansible_collections.rocm.madengine.plugins.module_utils.errors import (
 )
 from ansible_collections.rocm.madengine.plugins.module_utils.reporting import Reporter
 from madengine import __version__
-from madengine.cli import render
+from madengine.cli import render, results
 from madengine.cli.common import VerboseOpt, errors_as_messages
 
 app = typer.Typer(
@@ -209,14 +209,31 @@ def run(
     run_id: Optional[str] = RunIdOpt,
     inventory: Optional[str] = InventoryOpt,
     limit: Optional[str] = LimitOpt,
+    repeat: int = typer.Option(1, "--repeat", help="Run each model N times (a row each) and show their statistics."),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", help="Compare with this run: a run id of the store, a perf.csv or RUN@perf.csv."
+    ),
+    tolerance: str = results.ToleranceOpt,
+    directions_file: Optional[str] = results.DirectionsOpt,
+    fail_on_regression: bool = results.FailOnRegressionOpt,
+    results_db: Optional[str] = results.ResultsDbOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Build (unless --manifest-file) and run the selected models; append their rows to perf.csv."""
     with errors_as_messages(verbose):
         buildmod, _, runmod, _, workflow = _core()
+        from ansible_collections.rocm.madengine.plugins.module_utils import compare, directions, results_store
+
         ctx = _context(additional_context, additional_context_file)
         if summary_output:
             workflow.check_output_path(summary_output, "--summary-output")
+        workflow.check_repeat(repeat, workflow.target_of(ctx))
+        db_path = results_store.resolve_path(results_db, output)
+        if fail_on_regression and not baseline:
+            raise ConfigError("--fail-on-regression needs --baseline", hint="name the run to compare with")
+        tol = directions.parse_tolerance(tolerance)
+        dirs = directions.load_directions(directions_file)
+        base = compare.load_baseline(baseline, db_path, tol, dirs) if baseline else None
         if manifest_file and not inventory:
             ctx = workflow.context_with_manifest(ctx, ".", manifest_file)
         options = runmod.RunOptions(
@@ -228,6 +245,9 @@ def run(
             live_output=live_output,
             output=output,
             disable_skip_gpu_arch=disable_skip_gpu_arch,
+            repeat=repeat,
+            baseline=base,
+            results_db=db_path or results_store.DISABLED,
         )
         if run_id is not None:
             options.run_id = runmod.check_run_id(run_id)
@@ -252,6 +272,10 @@ def run(
                 timeout=timeout,
                 manifest=manifest_file or manifest_output,
                 output=output,
+                repeat=repeat,
+                results_db=db_path or results_store.DISABLED,
+                baseline=base,
+                fail_on_regression=fail_on_regression,
             )
             raise typer.Exit(code)
         if manifest_file and tags:
@@ -296,6 +320,13 @@ def run(
             render.perf_table(
                 workflow.session_rows(result), title=f"Performance (run {options.run_id}, rows appended to {output})"
             )
+        session = workflow.session_rows(result)
+        if repeat > 1:
+            render.stats_table(compare.sample_stats(session), title=f"Repeats ({repeat} per model)")
+        collected = deployed is None or deployed.target == "local" or deployed.collected
+        comparison = base.compare(session, options.run_id) if base is not None and collected else None
+        if comparison is not None:
+            render.verdict_table(comparison)
         if result.interrupted is not None:
             render.error_line(
                 f"interrupted by {result.interrupted.name}: the running model's container was stopped and "
@@ -307,7 +338,7 @@ def run(
             for name in ("perf_entry.json", "perf_entry.csv"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(name)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(compare.gate_exit_code(result.exit_code, comparison, fail_on_regression))
 
 
 _WAIT_KEY = {"slurm": "slurm.wait", "kubernetes": "k8s.wait"}
@@ -393,6 +424,8 @@ app.add_typer(report_app, name="report")
 from madengine.cli.database import database  # noqa: E402
 
 app.command("database")(database)
+app.command("history")(results.history)
+app.command("compare")(results.compare_runs)
 
 
 @app.command("slurm-task", hidden=True)
@@ -425,9 +458,14 @@ def _fleet(
     timeout: int,
     manifest: str,
     output: str,
+    repeat: int = 1,
+    results_db: str = "",
+    baseline: Any = None,
+    fail_on_regression: bool = False,
 ) -> int:
-    """Run a rocm.madengine playbook over an inventory and render the merged rows of this run."""
-    from ansible_collections.rocm.madengine.plugins.module_utils import perfcsv
+    """Run a rocm.madengine playbook over an inventory and render the merged rows of this run (their statistics
+    with repeats, their verdicts with a baseline)."""
+    from ansible_collections.rocm.madengine.plugins.module_utils import compare, perfcsv
     from madengine.cli import fleet
 
     if command in ("run", "slurm") and not tags:
@@ -445,19 +483,27 @@ def _fleet(
         "madengine_manifest": manifest,
         "madengine_run_id": run_id,
         "madengine_aggregate_perf_csv": os.path.join(cwd, output),
+        "madengine_repeat": repeat,
     }
+    if results_db:
+        extravars["madengine_results_db"] = results_db
     if registry:
         extravars["madengine_registry"] = registry
     outcome = fleet.run_playbook(command, inventory, extravars, limit=limit, verbose=verbose)
     rows = [r for r in perfcsv.read_rows(os.path.join(cwd, output)) if r.get("run_id") == run_id]
     if rows:
         render.perf_table(rows, title=f"Performance (run {run_id}, {inventory}, rows appended to {output})")
+    if repeat > 1:
+        render.stats_table(compare.sample_stats(rows), title=f"Repeats ({repeat} per model and host)")
+    comparison = baseline.compare(rows, run_id) if baseline is not None else None
+    if comparison is not None:
+        render.verdict_table(comparison)
     if any(r.get("status") == "FAILURE" for r in rows):
         return EXIT_RUN_FAILURE
     if outcome["rc"] != 0:
         render.error_line(f"the playbook failed (status {outcome['status']}); see the output above")
         return EXIT_BUILD_FAILURE if not rows and not command.endswith("run-only") else EXIT_FAILURE
-    return 0
+    return compare.gate_exit_code(0, comparison, fail_on_regression)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -144,3 +144,101 @@ def leftovers_table(items: Sequence[Any], removed: bool) -> None:
             escape(item.kind), escape(item.name), escape(item.run_id), str(item.pid or ""), "yes" if item.kept else ""
         )
     out.print(table)
+
+
+VERDICT_STYLE = {"IMPROVED": "green", "REGRESSED": "red", "UNCHANGED": "white", "NEW": "cyan", "MISSING": "yellow"}
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return (
+            f"{value:.{digits}g}"
+            if abs(value) < 1e-3 or abs(value) >= 1e6
+            else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        )
+    return escape(str(value))
+
+
+def verdict_styled(verdict: str) -> str:
+    style = VERDICT_STYLE.get(verdict, "white")
+    return f"[{style}]{escape(verdict)}[/{style}]" if verdict else ""
+
+
+def history_table(runs: Sequence[Mapping[str, Any]], db_path: str) -> None:
+    table = Table(title=f"Runs in {db_path} (newest first)", title_justify="left")
+    for column in ("run", "finished", "host", "target", "models", "SUCCESS", "FAILURE"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        models = list(run.get("models") or [])
+        shown = ", ".join(models[:6]) + (f", ... ({len(models)})" if len(models) > 6 else "")
+        table.add_row(
+            escape(str(run.get("run_id", ""))),
+            escape(str(run.get("finished_at") or "")),
+            escape(str(run.get("host") or "")),
+            escape(str(run.get("target") or "")),
+            escape(shown),
+            f"[green]{run.get('success', 0)}[/green]",
+            f"[red]{run.get('failure', 0)}[/red]" if run.get("failure") else "0",
+        )
+    out.print(table)
+
+
+def samples_table(model: str, samples: Sequence[Mapping[str, Any]]) -> None:
+    table = Table(title=f"{model}: samples over runs (newest first)", title_justify="left")
+    for column in ("run", "finished", "machine", "repeat", "performance", "metric", "status", "reason"):
+        table.add_column(column, overflow="fold")
+    for sample in samples:
+        table.add_row(
+            escape(str(sample.get("run_id", ""))),
+            escape(str(sample.get("finished_at") or "")),
+            escape(str(sample.get("machine_name") or "")),
+            escape(str(sample.get("repeat") or "")),
+            _num(sample.get("performance")),
+            escape(str(sample.get("metric") or "")),
+            styled(str(sample.get("status") or "")),
+            escape(str(sample.get("failure_reason") or "")),
+        )
+    out.print(table)
+
+
+def stats_table(stats: Sequence[Any], title: str = "Repeats") -> None:
+    """stats: ((model, metric, machine_name), Stats) pairs."""
+    table = Table(title=title, title_justify="left")
+    for column in ("model", "metric", "machine", "n", "median", "mean", "stdev", "min", "max", "CV%"):
+        table.add_column(column, overflow="fold")
+    for (model, metric, machine), s in stats:
+        cv = "" if s.cv_percent is None else f"{s.cv_percent:.2f}"
+        table.add_row(
+            escape(model), escape(metric), escape(machine), str(s.n), _num(s.median), _num(s.mean), _num(s.stdev),
+            _num(s.min), _num(s.max), cv,
+        )  # fmt: skip
+    out.print(table)
+
+
+def verdict_table(comparison: Any) -> None:
+    """A compare.Comparison: one line per key, then the MISSING keys by name."""
+    title = (
+        f"Compared with {comparison.baseline_label} (tolerance {comparison.tolerance:g}%"
+        f", alpha {comparison.alpha:g} with repeats)"
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for column in ("model", "metric", "machine", "direction", "baseline", "current", "change %", "verdict", "note"):
+        table.add_column(column, overflow="fold")
+    for e in comparison.entries:
+        base = _num(e.baseline_value) + (f" (n={e.baseline.n})" if e.baseline and e.baseline.n > 1 else "")
+        new = _num(e.current_value) + (f" (n={e.current.n})" if e.current and e.current.n > 1 else "")
+        note = e.note or (f"p={e.p_value:.3f}" if e.p_value is not None else "")
+        change = "" if e.relative_change is None else f"{e.relative_change:+.2f}"
+        table.add_row(
+            escape(e.model), escape(e.metric), escape(e.machine_name), e.direction, base, new, change,
+            verdict_styled(e.verdict), escape(note),
+        )  # fmt: skip
+    out.print(table)
+    counts = comparison.counts()
+    out.print(", ".join(f"{verdict_styled(v)} {n}" for v, n in counts.items() if n) or "nothing to compare")
+    missing = comparison.by_verdict("MISSING")
+    if missing:
+        names = ", ".join(f"{e.model} {e.metric} on {e.machine_name}" for e in missing)
+        warn_line(f"MISSING (in the baseline, no SUCCESS sample now): {names}")

@@ -47,8 +47,9 @@ PERF_COLUMNS = (
     "build_number",
     "additional_docker_run_options",
 )
-# Ours, after them: why a row failed, the script's exit code, what exactly ran, and which session.
-EXTRA_COLUMNS = ("failure_reason", "exit_code", "image_digest", "run_id")
+# Ours, after them: why a row failed, the script's exit code, what exactly ran, which session, which repeat
+# (1..N with --repeat N, else empty) and the verdict against a baseline (IMPROVED, REGRESSED, ... or empty).
+EXTRA_COLUMNS = ("failure_reason", "exit_code", "image_digest", "run_id", "repeat", "verdict")
 ALL_COLUMNS = PERF_COLUMNS + EXTRA_COLUMNS
 
 STATUS_SUCCESS, STATUS_FAILURE, STATUS_SKIPPED = "SUCCESS", "FAILURE", "SKIPPED"

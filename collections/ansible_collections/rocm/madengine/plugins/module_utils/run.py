@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import atomic, cleanup, containers, dockerapi, dockerfiles, images, interrupts, launchers, perf, perfcsv
+from . import atomic, cleanup, compare, containers, dockerapi, dockerfiles, images, interrupts, launchers, perf, perfcsv
 from .context import runtime_gpu_override, secret_env
 from .credentials import load_credentials, model_credential_env, registry_auth, registry_of
 from .errors import ConfigError, DockerUnavailableError, MadengineError, RunError
@@ -70,6 +70,9 @@ class RunOptions:
     write_perf: bool = True
     extra_credentials: Mapping[str, Any] = field(default_factory=dict)
     machine_name: str = ""  # perf rows' machine_name; default: this host's name
+    repeat: int = 1  # run each model this many times (local target), a row each with its repeat index
+    baseline: Optional[Any] = None  # a compare.Baseline: rows get relative_change and verdict as appended
+    results_db: Optional[str] = None  # the results store: None = $MADENGINE_RESULTS_DB or beside perf.csv
 
 
 @dataclass
@@ -79,11 +82,13 @@ class RunOutcome:
     failed_runs: List[Dict[str, Any]] = field(default_factory=list)
     interrupted: Optional[interrupts.Interrupted] = None  # the signal that cut the run short
     kept: List[str] = field(default_factory=list)  # run directories left on purpose (--keep-model-dir)
+    logs: List[str] = field(default_factory=list)  # the run log of each of `rows` ('' when none)
 
     def record(
         self, rows: Sequence[Dict[str, Any]], model: str, image: str, duration: float, log_path: str = ""
     ) -> None:
         self.rows.extend(rows)
+        self.logs.extend([log_path] * len(rows))
         ok = all(r["status"] in (STATUS_SUCCESS, STATUS_SKIPPED) for r in rows)
         status = rows[0]["status"] if len(rows) == 1 else (STATUS_SUCCESS if ok else STATUS_FAILURE)
         entry: Dict[str, Any] = {"model": model, "image": image, "status": status, "log": log_path}
@@ -184,6 +189,8 @@ def base_row(
         "exit_code": "",
         "image_digest": record.get("image_digest", ""),
         "run_id": run_id,
+        "repeat": "",
+        "verdict": "",
     }
 
 
@@ -236,8 +243,10 @@ class ModelRun:
         creds: Mapping[str, Any],
         reporter: Reporter,
         space: Optional[RunSpace] = None,
+        repeat: int = 0,
     ) -> None:
         self.root = root
+        self.repeat = repeat  # 1..N when the model runs N > 1 times, else 0
         self.entry = entry
         self.owner: Owner = space.owner if space else this_process(options.run_id)
         self.space = space or RunSpace(root, self.owner)
@@ -253,6 +262,8 @@ class ModelRun:
         self.row = base_row(self.model, entry.image, host, self.ctx, self.image, options.run_id)
         if options.machine_name:
             self.row["machine_name"] = options.machine_name
+        if repeat:
+            self.row["repeat"] = str(repeat)
         self.log_path = ""
         self.duration = 0.0
         self.image_record: Optional[Dict[str, Any]] = None
@@ -481,6 +492,7 @@ class ModelRun:
         /myworkspace/run_directory); the log is written in the run's directory and published when it ends."""
         name = self.model["name"]
         base = dockerfiles.run_log_base(name, self.image) + (f"-{self.entry.selection}" if self.entry.selection else "")
+        base += f".repeat{self.repeat}" if self.repeat else ""
         self.log_path = os.path.join(self.root, base + ".run.live.log")
         started_wall = time.time()
         script_dir = containers.script_command(str(self.model["scripts"]))[0]
@@ -630,10 +642,11 @@ def run_entries(
     if options.write_perf:
         perfcsv.check_writable(os.path.join(root, options.output))
     warn_leftovers(root, reporter)
+    repeats = max(options.repeat, 1)
     with interrupts.guarded():
         try:
-            for entry in entries(manifest):
-                job = ModelRun(root, entry, host, options, creds, reporter, space)
+            for entry, repeat in ((e, r) for e in entries(manifest) for r in range(1, repeats + 1)):
+                job = ModelRun(root, entry, host, options, creds, reporter, space, repeat if repeats > 1 else 0)
                 outcome.interrupted = outcome.interrupted or interrupts.take()
                 if outcome.interrupted is not None:
                     rows = job.interrupted(outcome.interrupted, started=False)
@@ -657,6 +670,7 @@ def run_entries(
 def finish_model(
     root: str, options: RunOptions, outcome: RunOutcome, job: ModelRun, rows: List[Dict[str, Any]], reporter: Reporter
 ) -> None:
+    compare.annotate_rows(rows, options.baseline)
     if options.write_perf:
         perfcsv.write_entry_files(root, outcome.rows + rows)
         perfcsv.append_rows(os.path.join(root, options.output), rows)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Type, cast
 
-from . import deployment, interrupts, perfcsv
+from . import compare, deployment, interrupts, perfcsv, provenance, results_store
 from . import manifest as manifest_io
 from .build import BuildOptions, BuildOutcome, build_models
 from .errors import EXIT_BUILD_FAILURE, EXIT_RUN_FAILURE, EXIT_SUCCESS, ConfigError
@@ -83,8 +83,49 @@ def execute(
     check_mode: bool = False,
 ) -> WorkflowResult:
     """Build (when given build options) and run every model where the context says (local Docker, SLURM,
-    Kubernetes), through the one deployment lifecycle. Every model attempted ends as rows in perf.csv."""
+    Kubernetes), through the one deployment lifecycle. Every model attempted ends as rows in perf.csv, and the
+    session's rows are recorded in the results store at the end (a store failure is only a warning)."""
     reporter = reporter or Reporter()
+    check_repeat(options.repeat, deployment.target_name(options.context))
+    started_at = results_store.now()
+    result = _execute(root, options, manifest_file, build_options, reporter, submit, check_mode)
+    if options.write_perf and submit and not check_mode:
+        outcome = result.run or RunOutcome()
+        provenance.record(
+            results_store.resolve_path(options.results_db, os.path.join(root, options.output)),
+            options.run_id,
+            session_rows(result),
+            reporter,
+            target=deployment.target_name(options.context),
+            package_dir=root,
+            context=options.context,
+            started_at=started_at,
+            tags=build_options.tags if build_options is not None else (),
+            log_paths=outcome.logs,
+        )
+    return result
+
+
+def check_repeat(repeat: int, target: str) -> None:
+    """--repeat must be at least 1; more than 1 runs only on the local target (and through a fleet)."""
+    if repeat < 1:
+        raise ConfigError(f"--repeat {repeat}: must be 1 or more", hint="give how many times each model runs")
+    if repeat > 1 and target != deployment.LOCAL:
+        raise ConfigError(
+            f"--repeat {repeat}: not supported on the {target} target",
+            hint="repeat on the local target or over an inventory (--inventory), or submit the run again",
+        )
+
+
+def _execute(
+    root: str,
+    options: RunOptions,
+    manifest_file: Optional[str],
+    build_options: Optional[BuildOptions],
+    reporter: Reporter,
+    submit: bool,
+    check_mode: bool,
+) -> WorkflowResult:
     target_class = deployment.target_class(deployment.target_name(options.context))
     run = RunOutcome()
     result = WorkflowResult(run=run)
@@ -109,6 +150,7 @@ def execute(
             run.record([row], row["model"], row.get("docker_image", ""), 0.0)
             reporter.model_done(row["model"], target_class.name, row["status"], row.get("failure_reason", ""))
         if outcome.rows and options.write_perf and outcome.newly_collected:
+            compare.annotate_rows(outcome.rows, options.baseline)
             perfcsv.append_rows(os.path.join(root, options.output), outcome.rows)
     result.summary = _summary(result, target_class.name)
     return result

@@ -112,6 +112,12 @@ options:
     description:
       - The build manifest the hosts ran; each of its models is expected from each host of O(host_results).
     type: path
+  results_db:
+    description:
+      - Also record the rows in this results store (SQLite, created when missing), one run per C(run_id), target
+        C(fleet). Rows already recorded are not recorded again. A store that cannot be written is a warning.
+      - Needs O(dest).
+    type: path
   summary:
     description:
       - With O(host_results), write the totals and RV(hosts) as JSON to this file (only when they change).
@@ -158,6 +164,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+results_db:
+  description: The results store the rows were recorded in.
+  returned: O(results_db) given and not in check mode
+  type: str
+  sample: /srv/results/madengine_results.sqlite
+rows_recorded:
+  description: How many rows were new to the results store.
+  returned: O(results_db) given and not in check mode
+  type: int
+  sample: 4
 rows:
   description: The rows parsed from O(log_path) (with O(log_path) only; merges return counts, not rows).
   returned: success and O(log_path) given
@@ -240,7 +256,7 @@ import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.rocm.madengine.plugins.module_utils import aggregate, perf, perfcsv  # noqa: E402
+from ansible_collections.rocm.madengine.plugins.module_utils import aggregate, perf, perfcsv, provenance  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils import ansible_glue as glue  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.errors import MadengineError  # noqa: E402
 from ansible_collections.rocm.madengine.plugins.module_utils.manifest import load_manifest  # noqa: E402
@@ -415,6 +431,7 @@ def main():
                 },
             },
             "manifest": {"type": "path"},
+            "results_db": {"type": "path"},
             "summary": {"type": "path"},
         },
         required_one_of=[("log_path", "csv_paths", "host_results")],
@@ -423,6 +440,7 @@ def main():
             "csv_paths": "dest",
             "host_results": ("dest", "manifest"),
             "summary": "host_results",
+            "results_db": "dest",
             "model": "log_path",
             "multiple_results": "log_path",
         },
@@ -482,6 +500,12 @@ def main():
                 }
             if not module.check_mode:
                 glue.call_core(module, "dest", perfcsv.append_rows, dest, added)
+        if params["results_db"] and not module.check_mode:
+            db = resolve(module, "results_db", params["results_db"])
+            result["results_db"] = db
+            result["rows_recorded"] = provenance.record_rows(
+                db, rows, glue.ModuleReporter(module), target="fleet", package_dir=os.path.dirname(dest), context=ctx
+            )
     if params["summary"]:
         path = resolve(module, "summary", params["summary"])
         result["summary"] = path

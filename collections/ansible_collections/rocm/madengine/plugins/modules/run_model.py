@@ -65,6 +65,12 @@ options:
       - For long runs, also give the task C(async) and C(poll) so that the connection does not time out.
     type: int
     default: -1
+  repeat:
+    description:
+      - Run each model this many times, one after another; each run is a row with its C(repeat) index (1..N).
+      - With V(1) the C(repeat) column stays empty.
+    type: int
+    default: 1
   output:
     description:
       - The perf CSV to append the rows to, relative to O(package_dir).
@@ -304,6 +310,7 @@ def main():
             "package_dir": {"type": "path", "required": True},
             "additional_context": {"type": "dict", "default": {}},
             "manifest_file": {"type": "str", "default": "build_manifest.json"},
+            "repeat": {"type": "int", "default": 1},
             "timeout": {"type": "int", "default": -1},
             "output": {"type": "str", "default": "perf.csv"},
             "keep_alive": {"type": "bool", "default": False},
@@ -355,6 +362,7 @@ def main():
         container_suffix=params["container_suffix"],
         extra_credentials=credentials,
         machine_name=params["machine_name"] or "",
+        repeat=params["repeat"],
     )
     if params["run_id"]:
         options.run_id = glue.call_core(module, "run_id", check_run_id, params["run_id"], "run_id:")
