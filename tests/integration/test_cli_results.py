@@ -119,3 +119,20 @@ def test_compare_and_history_input_errors_are_one_line(mad_package: Path, tmp_pa
     bad_directions.write_text("metrics:\n  ms: sideways\n")
     result = madengine(mad_package, "compare", "a", "b", "--directions", str(bad_directions))
     assert result.rc == 4 and "metrics.ms" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_report_draws_the_stores_trend_and_the_baselines_band_and_verdicts(mad_package: Path) -> None:
+    for run_id, extra in (("t1", ()), ("t2", ()), ("t3", ("-c", SLOWER))):
+        assert madengine(mad_package, "run", "--tags", "dummy_perf", "--run-id", run_id, *extra).rc == 0
+    made = madengine(mad_package, "report", "to-html", "--csv-file-path", "perf.csv", "--baseline", "t1")
+    assert made.rc == 0, made.output
+    page = (mad_package / "perf.html").read_text()
+    assert "Trends over runs" in page and "baseline-band" in page
+    assert page.count('<td class="REGRESSED">REGRESSED</td>') == 1 and '<td class="UNCHANGED">' in page
+    assert "wrote perf.html" in made.stdout and "REGRESSED" in made.stdout
+    plain = madengine(mad_package, "report", "to-html", "--csv-file-path", "perf.csv", "--results-db", "none")
+    assert plain.rc == 0, plain.output
+    page = (mad_package / "perf.html").read_text()
+    assert "Trends over runs" not in page and "baseline-band" not in page and '<td class="REGRESSED">' not in page
+    bad = madengine(mad_package, "report", "to-html", "--csv-file-path", "perf.csv", "--baseline", "nosuchrun")
+    assert bad.rc == 4 and "--baseline nosuchrun" in bad.stderr, bad.output

@@ -71,3 +71,12 @@ def test_missing_config_warns_and_rows_are_written(mad_package: Path, infra) -> 
     assert "configs/dummy.csv of model dummy_cfg: file not found" in result.stderr
     entries = json.loads((mad_package / "perf_super.json").read_text())
     assert len(entries) == 4 and all(e["configs"] is None for e in entries)
+
+
+def test_cleanup_perf_removes_the_entry_files_and_keeps_the_cumulative_ones(mad_package: Path, infra) -> None:
+    result = madengine(mad_package, "run", "--tags", "dummy", "--cleanup-perf")
+    assert result.rc == 0, result.output
+    for name in ("perf_entry.json", "perf_entry.csv", "perf_entry_super.json", "perf_entry_super.csv"):
+        assert not (mad_package / name).exists(), name
+    assert json.loads((mad_package / "perf_super.json").read_text())[0]["model"] == "dummy"
+    assert (mad_package / "perf.csv").is_file()

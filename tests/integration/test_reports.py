@@ -101,9 +101,13 @@ def test_fixture_run_report_renders_with_charts(mad_package: Path, tmp_path: Pat
     with open(mad_package / "perf.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     metrics = list(dict.fromkeys(r["metric"] for r in rows if r["status"] == "SUCCESS" and r["metric"]))
-    charts = svg_elements(text)
+    by_metric, _heading, over_runs = text.partition("<h3>Trends over runs</h3>")
+    charts = svg_elements(by_metric)
     assert len(charts) == len(metrics) >= 2
-    for chart in charts:
+    # both runs are in the results store beside perf.csv: a trend chart per model measured in both
+    trend_charts = svg_elements(over_runs)
+    assert len(trend_charts) == len({(r["model"], r["metric"]) for r in rows if r["status"] == "SUCCESS"})
+    for chart in charts + trend_charts:
         assert drawn_paths(chart) >= 10
     assert "<script" not in text and not re.search(r'(src|href)="(https?:)?//', text)  # nothing to fetch
     failures = sum(1 for r in rows if r["status"] == "FAILURE")

@@ -335,7 +335,7 @@ def run(
         if summary_output:
             workflow.write_summary(summary_output, result.summary)
         if cleanup_perf:
-            for name in ("perf_entry.json", "perf_entry.csv"):
+            for name in ("perf_entry.json", "perf_entry.csv", "perf_entry_super.json", "perf_entry_super.csv"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(name)
     raise typer.Exit(compare.gate_exit_code(result.exit_code, comparison, fail_on_regression))

@@ -7,12 +7,45 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import typer
 
-from madengine.cli import render
+from madengine.cli import render, results
 from madengine.cli.common import VerboseOpt, errors_as_messages
 
 report_app = typer.Typer(
     no_args_is_help=True, suggest_commands=False, help="Reports of perf.csv files: HTML, e-mail, JUnit."
 )
+
+
+BaselineOpt = typer.Option(
+    None, "--baseline", help="Compare with this run id of the store or perf.csv: verdicts and baseline bands."
+)
+
+
+class _Extras:
+    """The options that add the store's trends and a baseline's bands to a CSV's section."""
+
+    def __init__(
+        self,
+        csv_path: str,
+        results_db: Optional[str],
+        baseline: Optional[str],
+        tolerance: str,
+        directions: Optional[str],
+    ) -> None:
+        from ansible_collections.rocm.madengine.plugins.module_utils import directions as directionsmod
+        from ansible_collections.rocm.madengine.plugins.module_utils import results_store
+
+        self.db_path = results_store.resolve_path(results_db, csv_path)
+        self.baseline = baseline
+        self.tolerance = directionsmod.parse_tolerance(tolerance)
+        self.directions = directionsmod.load_directions(directions)
+
+    def section(self, name: str, table: Any) -> Any:
+        from ansible_collections.rocm.madengine.plugins.module_utils import report_sources
+
+        columns = [column.strip() for column in table.header]
+        return report_sources.section(
+            name, table.rows(), columns, self.db_path, self.baseline, self.tolerance, self.directions
+        )
 
 
 def _summary_table(title: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -38,9 +71,14 @@ def to_html(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="The page to write (default: <csv>.html)."),
     title: Optional[str] = typer.Option(None, "--title", help="The page title (default: the CSV's name)."),
     table_only: bool = typer.Option(False, "--table-only", help="Only the original's bare HTML table."),
+    results_db: Optional[str] = results.ResultsDbOpt,
+    baseline: Optional[str] = BaselineOpt,
+    tolerance: str = results.ToleranceOpt,
+    directions_file: Optional[str] = results.DirectionsOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
-    """Write an HTML report of a perf.csv file: summary, a chart per metric, every row."""
+    """Write an HTML report of a perf.csv file: summary, a chart per metric (with baseline bands and verdicts
+    given --baseline), trend charts from the results store, every row."""
     with errors_as_messages(verbose):
         from ansible_collections.rocm.madengine.plugins.module_utils import report_html, report_table
 
@@ -48,15 +86,15 @@ def to_html(
         table = report_table.read_csv(csv_file_path)
         name = report_table.title_of(csv_file_path)
         target = output or os.path.join(os.path.dirname(csv_file_path), name + ".html")
+        shown = table.rows()
         if table_only:
             text = report_table.bare_table_html(table)
         else:
-            section = report_html.ReportSection(
-                title=name, rows=table.rows(), columns=[column.strip() for column in table.header]
-            )
+            section = _Extras(csv_file_path, results_db, baseline, tolerance, directions_file).section(name, table)
             text = report_html.build_page([section], title=title or name).html
+            shown = list(section.rows)
         report_table.write_text(target, text)
-        _summary_table(name, table.rows())
+        _summary_table(name, shown)
         render.out.print(f"wrote {render.escape(target)}")
 
 
@@ -83,6 +121,10 @@ def to_email(
     smtp_config: Optional[str] = typer.Option(
         None, "--smtp-config", help="YAML/JSON file of SMTP settings (host, port, user, password, from, to, ...)."
     ),
+    results_db: Optional[str] = results.ResultsDbOpt,
+    baseline: Optional[str] = BaselineOpt,
+    tolerance: str = results.ToleranceOpt,
+    directions_file: Optional[str] = results.DirectionsOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Write one HTML page of every CSV file in a directory (a section each) and optionally e-mail it."""
@@ -98,7 +140,7 @@ def to_email(
         titles = [report_table.title_of(table.path) for table in tables]
         page_title = title or ", ".join(titles)
         sections = [
-            report_html.ReportSection(title=name, rows=table.rows(), columns=[c.strip() for c in table.header])
+            _Extras(table.path, results_db, baseline, tolerance, directions_file).section(name, table)
             for name, table in zip(titles, tables)
         ]
         if table_only:
@@ -107,8 +149,8 @@ def to_email(
             text = report_html.build_page(sections, title=page_title).html
         target = os.path.join(directory, output)
         report_table.write_text(target, text)
-        for name, table in zip(titles, tables):
-            _summary_table(name, table.rows())
+        for name, section in zip(titles, sections):
+            _summary_table(name, section.rows)
         render.out.print(f"wrote {render.escape(target)}")
         if settings is None:
             return
