@@ -12,31 +12,8 @@ from typing import Dict, List, Optional
 
 from . import atomic
 from .errors import MadengineError, ResultsWriteError
+from .typed_csv import NA_VALUES as NA_STRINGS  # pandas' default NA strings: such cells show as NaN
 
-# pandas' default NA strings (read_csv na_values): such cells show as NaN.
-NA_STRINGS = frozenset(
-    (
-        "",
-        "#N/A",
-        "#N/A N/A",
-        "#NA",
-        "-1.#IND",
-        "-1.#QNAN",
-        "-NaN",
-        "-nan",
-        "1.#IND",
-        "1.#QNAN",
-        "<NA>",
-        "N/A",
-        "NA",
-        "NULL",
-        "NaN",
-        "None",
-        "n/a",
-        "nan",
-        "null",
-    )
-)
 _INT = re.compile(r"^[+-]?[0-9]+$")
 _FLOAT = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:inf|infinity)$", re.IGNORECASE)
 _DECIMAL = re.compile(r"^\s*[+-]?[0-9]+\.[0-9]*$")
