@@ -138,8 +138,9 @@ def test_dry_run_connects_to_nothing(run_package, mongo_env, mongo_client, datab
     env = {**mongo_env, "MONGO_PORT": "1", "MONGO_TIMEOUT_MS": "200"}
     result = upload(run_package, env, "--db", database, "-c", "perf", "--dry-run")
     assert result.rc == 0, result.output
-    assert "dry run: would upsert (key run_id, model, machine_name, args, docker_image, metric) 6 document(s)" in (
-        result.stderr
+    assert (
+        "dry run: would upsert (key run_id, model, machine_name, args, docker_image, metric, repeat) 6 document(s)"
+        in (result.stderr)
     )
     assert database not in mongo_client.list_database_names()
     down = upload(run_package, env, "--db", database, "-c", "perf")
