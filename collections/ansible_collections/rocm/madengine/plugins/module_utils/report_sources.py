@@ -21,12 +21,13 @@ def history_of(rows: Sequence[Mapping[str, Any]], db_path: Optional[str]) -> Lis
 
 
 def baseline_bands(comparison: compare.Comparison) -> Dict[BaselineKey, Baseline]:
-    """Each compared key's baseline median with the comparison's tolerance and direction."""
+    """Each compared key's baseline median with the comparison's tolerance and direction (the comparison's
+    tolerance is in percent, a band's is relative)."""
     bands: Dict[BaselineKey, Baseline] = {}
     for entry in comparison.entries:
         if entry.baseline_value is not None and entry.current is not None:
             bands[(entry.model, entry.metric, entry.machine_name)] = Baseline(
-                entry.baseline_value, entry.tolerance, entry.direction
+                entry.baseline_value, entry.tolerance / 100, entry.direction
             )
     return bands
 
