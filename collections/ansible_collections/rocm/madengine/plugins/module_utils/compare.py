@@ -24,11 +24,8 @@ def performance_of(row: Mapping[str, Any]) -> Optional[float]:
     """The row's performance as a number when it is a SUCCESS sample, else None."""
     if str(row.get("status", "")) != perfcsv.STATUS_SUCCESS:
         return None
-    try:
-        value = float(str(row.get("performance", "")).strip())
-    except ValueError:
-        return None
-    return None if math.isnan(value) else value
+    value = perfcsv.number(row.get("performance", ""))
+    return None if value is None or math.isnan(value) else value
 
 
 def key_of(row: Mapping[str, Any]) -> Key:

@@ -55,6 +55,14 @@ ALL_COLUMNS = PERF_COLUMNS + EXTRA_COLUMNS
 STATUS_SUCCESS, STATUS_FAILURE, STATUS_SKIPPED = "SUCCESS", "FAILURE", "SKIPPED"
 
 
+def number(value: Any) -> Optional[float]:
+    """A cell (performance, test_duration) as a float; None when it is not a number."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
 def read_header(path: str) -> List[str]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         first = next(csv.reader(handle), [])

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import perfcsv
 from . import report_charts as charts
 
 MAX_SERIES = 8  # a comparison chart shows at most the latest 8 runs (or hosts @ runs)
@@ -87,11 +88,8 @@ def _text(row: Mapping[str, Any], key: str) -> str:
 
 
 def _number(text: Any) -> Optional[float]:
-    try:
-        value = float(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+    value = perfcsv.number(text)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _distinct(rows: Iterable[Mapping[str, Any]], key: str) -> List[str]:

@@ -50,11 +50,8 @@ def case_name(row: Mapping[str, Any]) -> str:
 
 
 def _seconds(value: Any) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return seconds if seconds >= 0 and seconds != float("inf") else 0.0
+    seconds = perfcsv.number(value)
+    return seconds if seconds is not None and 0 <= seconds != float("inf") else 0.0
 
 
 def find_log(row: Mapping[str, Any], package_dir: str) -> str:

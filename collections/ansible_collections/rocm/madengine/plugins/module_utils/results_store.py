@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from . import perfcsv
 from .errors import ConfigError
 
 DEFAULT_NAME = "madengine_results.sqlite"
@@ -149,13 +150,6 @@ def row_key(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _performance(row: Mapping[str, Any]) -> Optional[float]:
-    try:
-        return float(str(row.get("performance", "")).strip())
-    except ValueError:
-        return None
-
-
 def record_run(
     path: str, info: RunInfo, rows: Iterable[Mapping[str, Any]], log_paths: Optional[Sequence[str]] = None
 ) -> int:
@@ -200,7 +194,7 @@ def record_run(
                         str(row.get("machine_name", "")),
                         str(row.get("args", "")),
                         str(row.get("metric", "")),
-                        _performance(row),
+                        perfcsv.number(row.get("performance", "")),
                         str(row.get("status", "")),
                         str(row.get("failure_reason", "")),
                         str(row.get("repeat", "") or ""),
