@@ -120,3 +120,33 @@ slurm_daemon_cmdline() { # $1 = slurm.conf, $2 = slurmctld|slurmd, $3 = node (sl
         printf '%s\n' "slurmd -f $1 -N $3"
     fi
 }
+
+replace_if_changed() { # $1 = file, $2 = mode; content on stdin. Replaced in one step; returns 0 when it changed.
+    local tmp="$1.tmp.$$"
+    cat >"$tmp"
+    chmod "$2" "$tmp"
+    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    mv -f "$tmp" "$1"
+}
+
+new_password_file() { # $1 = file: 24 random bytes as hex, made once (0600); returns 0 when it was made now
+    local made=1
+    if [ ! -s "$1" ]; then
+        (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$1")
+        made=0
+    fi
+    chmod 600 "$1"
+    return "$made"
+}
+
+port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+require_free_port() { # $1 = port, $2 = what we are about to start there, $3 = what else may hold it (for the hint)
+    port_in_use "$1" || return 0
+    local owner=""
+    command -v ss >/dev/null 2>&1 && owner=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:.*' | head -n 1)
+    die "cannot start $2: port $1 is already taken by another process${owner:+ ($owner)}; stop it (${3:+$3, or }another cluster using these ports) first"
+}

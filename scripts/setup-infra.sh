@@ -287,21 +287,15 @@ ensure_password() {
     $SUDO mkdir -p "$REG_DIR/data"
     $SUDO chmod 700 "$REG_DIR"
     if [ "$(id -u)" -ne 0 ]; then $SUDO chown -R "$(id -u):$(id -g)" "$STATE_DIR"; fi
-    if [ ! -s "$REG_PASSWORD_FILE" ]; then
-        (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > "$REG_PASSWORD_FILE")
-        log "ok: generated a registry password in $REG_PASSWORD_FILE"
-    fi
-    chmod 600 "$REG_PASSWORD_FILE"
+    if new_password_file "$REG_PASSWORD_FILE"; then log "ok: generated a registry password in $REG_PASSWORD_FILE"; fi
 }
 
 write_registry_env() {
-    local tmp="$REG_ENV.tmp.$$"
-    cat > "$tmp" <<EOF
+    replace_if_changed "$REG_ENV" 644 <<EOF || true
 MADENGINE_TEST_REGISTRY=$REGISTRY
 MADENGINE_TEST_REGISTRY_USER=$REGISTRY_USER
 MADENGINE_TEST_REGISTRY_PASSWORD_FILE=$REG_PASSWORD_FILE
 EOF
-    if [ -f "$REG_ENV" ] && cmp -s "$tmp" "$REG_ENV"; then rm -f "$tmp"; else mv -f "$tmp" "$REG_ENV"; fi
 }
 
 start_registry() {

@@ -108,15 +108,6 @@ proc_pid() { # $1 = name (the binary): prints the pid of our running daemon, or 
     recorded_pid "$RUN_DIR/$1.pid" "$1" "$STATE_DIR"
 }
 
-port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-require_free_port() { # $1 = port, $2 = what we are about to start there
-    port_in_use "$1" || return 0
-    local owner=""
-    command -v ss >/dev/null 2>&1 && owner=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:.*' | head -n 1)
-    die "cannot start $2: port $1 is already taken by another process${owner:+ ($owner)}; stop it (scripts/teardown-k8s.sh, or another cluster using these ports) first"
-}
-
 fail_with_log() { # $1 = daemon name, $2 = message
     printf 'error: %s\n' "$2" >&2
     if [ -s "$LOG_DIR/$1.log" ]; then
@@ -170,7 +161,7 @@ ensure_daemon() { # $1 = name, $2 = health check, $3 = port to check free ("" fo
         log "ok: $name already running (pid $pid)"
         return
     fi
-    [ -z "$port" ] || require_free_port "$port" "$name"
+    [ -z "$port" ] || require_free_port "$port" "$name" scripts/teardown-k8s.sh
     [ "$name" != kubelet ] || KUBELET_STARTED_AT=${EPOCHREALTIME%.*}
     start_proc "$name" "$@"
     wait_healthy "$name" "$check"
@@ -243,17 +234,6 @@ ensure_pki() {
 }
 
 TOKEN=""
-write_if_changed() { # $1 = file, $2 = mode; content on stdin. Returns 0 when the file changed.
-    local tmp="$1.tmp.$$"
-    cat >"$tmp"
-    chmod "$2" "$tmp"
-    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
-        rm -f "$tmp"
-        return 1
-    fi
-    mv -f "$tmp" "$1"
-}
-
 render_kubeconfig() { # $1 = user name in the file
     cat <<EOF
 apiVersion: v1
@@ -280,8 +260,8 @@ EOF
 write_kubeconfigs() {
     TOKEN=$(cut -d, -f1 "$PKI/tokens.csv")
     # The tests' kubeconfig and the one of kubelet, controller-manager and scheduler (the same admin token).
-    if render_kubeconfig admin | write_if_changed "$KUBECONFIG_FILE" 600; then log "ok: wrote $KUBECONFIG_FILE"; fi
-    render_kubeconfig components | write_if_changed "$COMPONENT_KUBECONFIG" 600 || true
+    if render_kubeconfig admin | replace_if_changed "$KUBECONFIG_FILE" 600; then log "ok: wrote $KUBECONFIG_FILE"; fi
+    render_kubeconfig components | replace_if_changed "$COMPONENT_KUBECONFIG" 600 || true
 }
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -371,11 +351,11 @@ CTRD_CONF_CHANGED=0
 write_runtime_conf() {
     PAUSE_IMAGE="$PAUSE_REPO:$(cat "$BIN/pause.version")"
     mkdir -p "$CTRD_DIR" "$CNI_CONF_DIR" "$CNI_IPAM_DIR" "$KUBELET_DIR"
-    if render_containerd_conf | write_if_changed "$CTRD_CONF" 644; then
+    if render_containerd_conf | replace_if_changed "$CTRD_CONF" 644; then
         CTRD_CONF_CHANGED=1
         log "ok: wrote $CTRD_CONF"
     fi
-    if render_cni_conf | write_if_changed "$CNI_CONF_DIR/10-$CNI_NETWORK.conflist" 644; then
+    if render_cni_conf | replace_if_changed "$CNI_CONF_DIR/10-$CNI_NETWORK.conflist" 644; then
         log "ok: wrote $CNI_CONF_DIR/10-$CNI_NETWORK.conflist"
     fi
 }
@@ -539,7 +519,7 @@ write_env() {
         printf 'MADENGINE_K8S_PAUSE_IMAGE=%s\n' "$PAUSE_IMAGE"
         printf 'MADENGINE_K8S_BIN=%s\n' "$BIN"
         printf 'MADENGINE_K8S_REGISTRY=%s\n' "$REGISTRY"
-    } | write_if_changed "$ENV_FILE" 644 || true
+    } | replace_if_changed "$ENV_FILE" 644 || true
 }
 
 # ----------------------------------------------------------------------------------------------------------------

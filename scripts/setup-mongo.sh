@@ -78,16 +78,11 @@ ensure_venv() {
 ensure_password() {
     mkdir -p "$STATE_DIR"
     chmod 700 "$STATE_DIR"
-    if [ ! -s "$PASSWORD_FILE" ]; then
-        (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > "$PASSWORD_FILE")
-        log "ok: generated a password in $PASSWORD_FILE"
-    fi
-    chmod 600 "$PASSWORD_FILE"
+    if new_password_file "$PASSWORD_FILE"; then log "ok: generated a password in $PASSWORD_FILE"; fi
 }
 
 write_env() {
-    local tmp="$ENV_FILE.tmp.$$"
-    cat > "$tmp" <<EOF
+    replace_if_changed "$ENV_FILE" 644 <<EOF || true
 MONGO_HOST=$HOST
 MONGO_PORT=$PORT
 MONGO_USER=$USER_NAME
@@ -95,8 +90,6 @@ MONGO_PASSWORD_FILE=$PASSWORD_FILE
 MONGO_AUTH_SOURCE=admin
 MONGO_AUTH_MECHANISM=SCRAM-SHA-256
 EOF
-    chmod 644 "$tmp"
-    if [ -f "$ENV_FILE" ] && cmp -s "$tmp" "$ENV_FILE"; then rm -f "$tmp"; else mv -f "$tmp" "$ENV_FILE"; fi
 }
 
 server_args() { printf '%s\n' --host "$HOST" --port "$PORT" --user "$USER_NAME" --password-file "$PASSWORD_FILE"; }

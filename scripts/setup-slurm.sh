@@ -163,24 +163,16 @@ write_conf() {
     local node
     mkdir -p "$SAVE_DIR" "$RUN_DIR" "$LOG_DIR"
     for node in "${NODES[@]}"; do mkdir -p "$SPOOL_DIR/$node"; done
-    local tmp="$CONF.tmp.$$"
-    render_conf > "$tmp"
-    if [ -f "$CONF" ] && cmp -s "$tmp" "$CONF"; then
-        rm -f "$tmp"
+    if ! render_conf | replace_if_changed "$CONF" 644; then
         log "ok: $CONF unchanged"
         return
     fi
-    chmod 644 "$tmp"
-    mv -f "$tmp" "$CONF"
     CONF_CHANGED=1
     log "ok: wrote $CONF"
 }
 
 write_env() {
-    local tmp="$ENV_FILE.tmp.$$"
-    printf 'SLURM_CONF=%s\n' "$CONF" > "$tmp"
-    chmod 644 "$tmp"
-    if [ -f "$ENV_FILE" ] && cmp -s "$tmp" "$ENV_FILE"; then rm -f "$tmp"; else mv -f "$tmp" "$ENV_FILE"; fi
+    printf 'SLURM_CONF=%s\n' "$CONF" | replace_if_changed "$ENV_FILE" 644 || true
 }
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -192,15 +184,6 @@ daemon_pids() { # pids of our daemon $1 (slurmctld, or slurmd with node $2)
 
 stop_daemon() { # $1 = slurmctld|slurmd, $2 = node; SIGTERM, then SIGKILL after 10 s
     stop_cmdline "$1" "$(slurm_daemon_cmdline "$CONF" "$1" "${2:-}")" >/dev/null
-}
-
-port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-require_free_port() { # $1 = port, $2 = what we are about to start there
-    port_in_use "$1" || return 0
-    local owner=""
-    command -v ss >/dev/null 2>&1 && owner=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:.*' | head -n 1)
-    die "cannot start $2: port $1 is already taken by another process${owner:+ ($owner)}; stop it (or another cluster using these ports) first"
 }
 
 ctld_answers() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
@@ -260,7 +243,7 @@ ensure_daemons() {
         log "ok: slurmctld already running (pid $pids, port $CTLD_PORT)"
     else
         local t=$EPOCHREALTIME deadline=$((SECONDS + WAIT_S))
-        require_free_port "$CTLD_PORT" slurmctld
+        require_free_port "$CTLD_PORT" slurmctld scripts/teardown-slurm.sh
         start_daemon slurmctld
         until ctld_answers && [ -n "$(daemon_pids slurmctld)" ]; do
             [ -n "$(daemon_pids slurmctld)" ] || fail_with_logs "slurmctld exited at start"
@@ -279,7 +262,7 @@ ensure_daemons() {
             continue
         fi
         local t=$EPOCHREALTIME
-        require_free_port "${NODE_PORTS[$i]}" "slurmd $node"
+        require_free_port "${NODE_PORTS[$i]}" "slurmd $node" scripts/teardown-slurm.sh
         STARTED_AT[$node]=${EPOCHREALTIME%.*}
         start_daemon slurmd "$node"
         pids=$(daemon_pids slurmd "$node")
