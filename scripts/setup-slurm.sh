@@ -265,8 +265,12 @@ ensure_daemons() {
         require_free_port "${NODE_PORTS[$i]}" "slurmd $node" scripts/teardown-slurm.sh
         STARTED_AT[$node]=${EPOCHREALTIME%.*}
         start_daemon slurmd "$node"
-        pids=$(daemon_pids slurmd "$node")
-        [ -n "$pids" ] || fail_with_logs "slurmd $node exited at start"
+        # slurmd daemonizes by forking: its parent may return before the daemon runs under its own command line.
+        local deadline=$((SECONDS + 5))
+        until pids=$(daemon_pids slurmd "$node"); [ -n "$pids" ]; do
+            [ "$SECONDS" -lt "$deadline" ] || fail_with_logs "slurmd $node exited at start"
+            sleep 0.1
+        done
         log "ok: slurmd $node started (pid $pids, port ${NODE_PORTS[$i]}; $(elapsed "$t") s)"
     done
 }
